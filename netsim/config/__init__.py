@@ -1,0 +1,1 @@
+"""Typed configuration schemas and YAML loading. Nothing here knows about simulation."""

@@ -1,0 +1,53 @@
+"""YAML loading with errors that name the file, the field and what was expected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from netsim.errors import InputError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_yaml(path: str | Path) -> Any:
+    p = Path(path)
+    if not p.exists():
+        raise InputError("file not found", where=str(path))
+    if p.is_dir():
+        raise InputError("expected a file, got a directory", where=str(path))
+    try:
+        return yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise InputError(f"invalid YAML ({problem})", where=where) from None
+
+
+def validation_to_input_error(err: ValidationError, where: str) -> InputError:
+    first = err.errors()[0]
+    loc = ".".join(str(x) for x in first["loc"] if not str(x).startswith("function-"))
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif first["type"] == "missing":
+        msg = "required key is missing"
+    msg = msg.removeprefix("Value error, ")
+    return InputError(msg, where=where, field=loc or None)
+
+
+def parse_model(model: type[M], data: Any, where: str) -> M:
+    if not isinstance(data, dict):
+        raise InputError(f"expected a mapping at the top level, got {type(data).__name__}", where=where)
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise validation_to_input_error(e, where) from None
+
+
+def load_model(model: type[M], path: str | Path) -> M:
+    return parse_model(model, read_yaml(path), str(path))

@@ -1,0 +1,110 @@
+"""Schema of a topology YAML: servers with GPUs, an NVLink domain, NICs, and a fabric."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+
+from netsim.config.quantities import Bandwidth, Time
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NvlinkSpec(_Strict):
+    """Scale-up domain inside a server (NVLink + NVSwitch): per-GPU unidirectional bandwidth."""
+
+    bandwidth: Bandwidth
+    latency: Time = 25e-9
+
+
+class NicSpec(_Strict):
+    """Scale-out NICs of one server; `count` NICs of `bandwidth` each (line rate)."""
+
+    count: PositiveInt = 1
+    bandwidth: Bandwidth
+    latency: Time = 0.0
+
+
+class FatTreeSpec(_Strict):
+    """3-tier k-ary fat-tree (Al-Fares et al.): pods of k/2 edge + k/2 aggregation switches, (k/2)^2 cores.
+
+    `pods` may be fewer than k (a partly populated tree). `oversubscription` >= 1 divides the
+    edge-to-aggregation bandwidth (down:up capacity at the edge).
+    """
+
+    kind: Literal["fat_tree"]
+    k: PositiveInt
+    pods: PositiveInt | None = None
+    oversubscription: float = Field(1.0, ge=1.0)
+    link_bandwidth: Bandwidth | None = None
+    latency: Time = 500e-9
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.k % 2:
+            raise ValueError(f"k must be even, got {self.k}")
+        if self.pods is not None and self.pods > self.k:
+            raise ValueError(f"pods must be at most k={self.k}, got {self.pods}")
+        return self
+
+
+class LeafSpineSpec(_Strict):
+    """2-tier leaf-spine (SimAI's DCN+): every leaf links to every spine."""
+
+    kind: Literal["leaf_spine"]
+    leaves: PositiveInt
+    hosts_per_leaf: PositiveInt
+    spines: PositiveInt
+    uplink_bandwidth: Bandwidth | None = None
+    latency: Time = 500e-9
+
+
+class RailOptimizedSpec(_Strict):
+    """Rail-optimized: NIC r of every server joins rail r's leaves; leaves of all rails share spines."""
+
+    kind: Literal["rail_optimized"]
+    servers_per_leaf: PositiveInt
+    spines: PositiveInt
+    uplink_bandwidth: Bandwidth | None = None
+    latency: Time = 500e-9
+
+
+class SimaiFileSpec(_Strict):
+    """A SimAI topology file (gen_Topo_Template.py output), path relative to this YAML."""
+
+    kind: Literal["simai"]
+    file: str
+
+
+FabricSpec = Annotated[
+    Union[FatTreeSpec, LeafSpineSpec, RailOptimizedSpec, SimaiFileSpec], Field(discriminator="kind")
+]
+
+
+class TopologyConfig(_Strict):
+    name: str
+    description: str = ""
+    gpu: str = "H100"
+    servers: PositiveInt | None = None
+    gpus_per_server: PositiveInt = 1
+    nvlink: NvlinkSpec | None = None
+    nic: NicSpec | None = None
+    fabric: FabricSpec
+
+    @model_validator(mode="after")
+    def _check(self):
+        if isinstance(self.fabric, SimaiFileSpec):
+            return self
+        if self.servers is None:
+            raise ValueError("servers is required for this fabric")
+        if self.nic is None:
+            raise ValueError("nic is required for this fabric")
+        g, n = self.gpus_per_server, self.nic.count
+        if g % n and n % g:
+            raise ValueError(f"nic.count ({n}) and gpus_per_server ({g}) must divide one another")
+        if g > 1 and self.nvlink is None:
+            raise ValueError("nvlink is required when gpus_per_server > 1")
+        return self

@@ -1,0 +1,1 @@
+"""Backends that turn a workload and a topology into an iteration-time breakdown."""

@@ -1,0 +1,1 @@
+"""Topologies, routing and the fluid network model. Knows nothing about LLMs."""

@@ -1,0 +1,1 @@
+"""Workloads: model catalog, rank mapping, schedule builders, SimAI/AICB workload files."""
