@@ -93,6 +93,8 @@ class TopologyConfig(_Strict):
     nvlink: NvlinkSpec | None = None
     nic: NicSpec | None = None
     fabric: FabricSpec
+    # Fixed start overhead of every transfer (NCCL step launch and synchronisation).
+    alpha: Time = 2e-6
 
     @model_validator(mode="after")
     def _check(self):

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import csv
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
+from netsim.engine.result import Breakdown, RowReport
 from netsim.resources import CALIBRATION
 from netsim.workload.rows import Workload
 
@@ -263,57 +263,11 @@ def busbw_columns(op: str, n: int, size: int, tot: int) -> tuple[float, float]:
     return float(algbw), float(bus)
 
 
-def cfmt(x: float, prec: int) -> str:
-    """C printf('%.Nf') including its nan/-nan/inf spellings."""
-    if math.isnan(x):
-        return "-nan" if math.copysign(1.0, x) < 0 else "nan"
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    return f"{x:.{prec}f}"
-
-
-@dataclass
-class RowReport:
-    name: str
-    fwd_compute: int
-    wg_compute: int
-    ig_compute: int
-    fwd_exposed: int
-    wg_exposed: int
-    ig_exposed: int
-    fwd_total: int
-    wg_total: int
-    ig_total: int
-    fwd_bw: tuple[float, float]
-    wg_bw: tuple[float, float]
-    ig_bw: tuple[float, float]
-
-
-@dataclass
-class SimaiAnalyticalResult:
-    exposed_dp_us: float = 0.0
-    exposed_dp_ep_us: float = 0.0
-    exposed_tp_us: float = 0.0
-    exposed_ep_us: float = 0.0
-    exposed_pp_us: float = 0.0
-    bubble_us: float = 0.0
-    compute_us: float = 0.0
-    exposed_comm_us: float = 0.0
-    total_us: float = 0.0
-    rows: list[RowReport] = field(default_factory=list)
-    truncated_at: int | None = None  # row index where SimAI's report would stop
-
-    def summary(self) -> dict[str, float]:
-        return {k: getattr(self, k) for k in (
-            "exposed_dp_us", "exposed_dp_ep_us", "exposed_tp_us", "exposed_ep_us", "exposed_pp_us",
-            "bubble_us", "compute_us", "exposed_comm_us", "total_us")}
-
-
-def simulate(w: Workload, flags: ClusterFlags) -> SimaiAnalyticalResult:
+def simulate(w: Workload, flags: ClusterFlags) -> Breakdown:
     """Sections 2, 4 and 5: one pass over the rows, in file order."""
     dp = flags.gpus // (w.tp * w.pp)
     ctx = _Ctx(flags=flags, tp=w.tp, ep=w.ep, dp=dp)
-    res = SimaiAnalyticalResult()
+    res = Breakdown()
     pre_bubble = 0.0
     tp_c = ep_c = dp_c = dpep_c = 0.0
     t_comp = t_exp = 0.0
@@ -377,42 +331,3 @@ def simulate(w: Workload, flags: ClusterFlags) -> SimaiAnalyticalResult:
     return res
 
 
-SUMMARY_HEADER = ("File name, Expose DP comm, Expose DP_EP comm, Expose TP comm, Expose_EP_comm, "
-                  "Expose_PP_comm, bubble time, total comp, total exposed comm, Total time")
-ROW_HEADER = ("layer_name,{run},fwd compute,wg compute,ig compute,fwd exposed comm,wg exposed comm,"
-              "ig exposed comm,fwd total comm,algbw,busbw,wg total comm,algbw,busbw,ig total comm,algbw,busbw")
-
-
-def format_endtoend_csv(res: SimaiAnalyticalResult, file_name: str, run_name: str = "Analytical_test") -> str:
-    """Section 6: results/<prefix>EndToEnd.csv, byte for byte."""
-    lines: list[str] = []
-    if res.rows or res.truncated_at is None:
-        lines.append(ROW_HEADER.format(run=run_name))
-    if res.truncated_at == 0:
-        lines = []
-    us = lambda ns: cfmt(ns / 1000.0, 0)
-    for r in res.rows:
-        lines.append(",".join([
-            r.name, run_name, us(r.fwd_compute), us(r.wg_compute), us(r.ig_compute),
-            us(r.fwd_exposed), us(r.wg_exposed), us(r.ig_exposed),
-            us(r.fwd_total), cfmt(r.fwd_bw[0], 2), cfmt(r.fwd_bw[1], 2),
-            us(r.wg_total), cfmt(r.wg_bw[0], 2), cfmt(r.wg_bw[1], 2),
-            us(r.ig_total), cfmt(r.ig_bw[0], 2), cfmt(r.ig_bw[1], 2),
-        ]))
-    if res.truncated_at is None:
-        total = res.total_us
-        cells = [file_name.rsplit("/", 1)[-1]]
-        for v in (res.exposed_dp_us, res.exposed_dp_ep_us, res.exposed_tp_us, res.exposed_ep_us,
-                  res.exposed_pp_us, res.bubble_us, res.compute_us, res.exposed_comm_us):
-            cells.append(f"{_summary_value(v)} ({cfmt(v / total * 100 if total else math.nan, 2)}%)")
-        cells.append(_summary_value(total))
-        lines = [SUMMARY_HEADER, ", ".join(cells)] + lines
-    return "".join(line + "\n" for line in lines)
-
-
-def _summary_value(v: float) -> str:
-    return "NaN or Inf" if not math.isfinite(v) else cfmt(v, 0)
-
-
-def write_endtoend_csv(res: SimaiAnalyticalResult, path: str | Path, file_name: str) -> None:
-    Path(path).write_text(format_endtoend_csv(res, file_name))

@@ -44,6 +44,8 @@ class Topology:
     fabric: str = ""
     description: str = ""
     switch_tiers: dict[int, int] = field(default_factory=dict)
+    alpha: float = 2e-6
+    cache: dict = field(default_factory=dict, repr=False, compare=False)  # derived facts (paths)
 
     @property
     def num_servers(self) -> int:
@@ -78,7 +80,7 @@ class Topology:
         for u, v, d in g.edges(data=True):
             if d.get("kind") == "nic":
                 d["bandwidth"] = bandwidth
-        t = Topology(**{**self.__dict__, "graph": g})
+        t = Topology(**{**self.__dict__, "graph": g, "cache": {}})
         t.nic_bandwidth = bandwidth
         return t
 
@@ -92,6 +94,7 @@ class Topology:
             "nic_bandwidth_gbps": self.nic_bandwidth * 8 / 1e9,
             "nvlink_bandwidth_GBps": (self.nvlink_bandwidth or 0.0) / 1e9,
             "hop_latency_ns": self.hop_latency * 1e9,
+            "alpha_us": self.alpha * 1e6,
             "switches": len(self.switch_tiers),
             "links": self.graph.number_of_edges(),
             "leaf_oversubscription": round(self.leaf_oversubscription(), 4),
@@ -225,7 +228,7 @@ _RATE_SCALE = {"bps": 1, "Kbps": 1e3, "Mbps": 1e6, "Gbps": 1e9, "Tbps": 1e12}
 _DELAY_SCALE = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
 
 
-def read_simai_topology(path: str | Path, name: str | None = None) -> Topology:
+def read_simai_topology(path: str | Path, name: str | None = None, alpha: float = 2e-6) -> Topology:
     """Parse SimAI's topology file format (ns3/common.h SetupNetwork; reference/simai.md section 3)."""
     p = Path(path)
     try:
@@ -301,7 +304,7 @@ def read_simai_topology(path: str | Path, name: str | None = None) -> Topology:
     topo = Topology(
         name=name or p.name, gpu=gpu_type, num_gpus=G, gpus_per_server=gps, nics_per_server=gps,
         nic_bandwidth=nic_bw, nvlink_bandwidth=nv_bw, nvlink_latency=nv_lat, hop_latency=hop_lat,
-        graph=b.g, source=str(path), fabric="simai", switch_tiers=b.tiers,
+        graph=b.g, source=str(path), fabric="simai", switch_tiers=b.tiers, alpha=alpha,
     )
     _check_connected(topo, str(path))
     return topo
@@ -330,7 +333,7 @@ def build_topology(cfg: TopologyConfig, where: str = "", base_dir: Path | None =
         f = Path(spec.file)
         if not f.is_absolute() and base_dir is not None:
             f = base_dir / f
-        return read_simai_topology(f, name=cfg.name)
+        return read_simai_topology(f, name=cfg.name, alpha=cfg.alpha)
     b = _Builder()
     try:
         if isinstance(spec, FatTreeSpec):
@@ -348,7 +351,7 @@ def build_topology(cfg: TopologyConfig, where: str = "", base_dir: Path | None =
         nvlink_bandwidth=cfg.nvlink.bandwidth if cfg.nvlink else None,
         nvlink_latency=cfg.nvlink.latency if cfg.nvlink else 0.0,
         hop_latency=spec.latency, graph=b.g, source=where, fabric=spec.kind,
-        description=cfg.description, switch_tiers=b.tiers,
+        description=cfg.description, switch_tiers=b.tiers, alpha=cfg.alpha,
     )
     _check_connected(topo, where)
     return topo

@@ -37,6 +37,9 @@ class Row:
     fwd_class: str = ACTIVATION
     ig_class: str = ACTIVATION_GRAD
     wg_class: str = GRADIENT
+    # Wait for every outstanding wg collective before this row's backward (e.g. the optimizer
+    # step waits for the gradient reduce-scatter). Not representable in SimAI files.
+    barrier: bool = False
 
     def phases(self):
         """(phase, compute_ns, comm_type, bytes, traffic_class) in file column order."""

@@ -1,0 +1,207 @@
+"""The `netsim` command: parse arguments, call the library, print or write results."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from netsim.errors import InputError
+
+
+def _fail(err: InputError) -> None:
+    click.echo(f"netsim: error: {err}", err=True)
+    sys.exit(2)
+
+
+class _Group(click.Group):
+    """Turn every InputError into one line on stderr and exit code 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except InputError as e:
+            _fail(e)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="netsim")
+def main() -> None:
+    """netsim: how long does an LLM training iteration take on this network?"""
+
+
+def _parallel_options(f):
+    for opt in reversed([
+        click.option("--tp", type=click.IntRange(min=1), help="tensor-parallel size"),
+        click.option("--pp", type=click.IntRange(min=1), help="pipeline-parallel size"),
+        click.option("--dp", type=click.IntRange(min=1), help="data-parallel size (default: GPUs / (tp x pp))"),
+        click.option("--gbs", type=click.IntRange(min=1), help="global batch size (sequences)"),
+        click.option("--mbs", type=click.IntRange(min=1), help="micro-batch size"),
+        click.option("--seq", type=click.IntRange(min=1), help="sequence length"),
+        click.option("--sp/--no-sp", default=None, help="sequence parallelism"),
+    ]):
+        f = opt(f)
+    return f
+
+
+@main.command()
+@click.argument("topology", type=click.Path(dir_okay=False))
+@click.option("--model", help="model preset (7B, 13B, 22B, 70B, 175B, 405B, or a name) or a model YAML")
+@click.option("--workload", type=click.Path(dir_okay=False), help="a SimAI/AICB workload file")
+@click.option("--backend", default="analytical", show_default=True, help="simulation backend")
+@click.option("--mode", type=click.Choice(["physical", "simai"]), default="physical", show_default=True,
+              help="analytical backend: physically sound, or SimAI-Analytical compatible")
+@click.option("--bandwidth", help='override the NIC line rate, e.g. "100 Gbps"')
+@_parallel_options
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+@click.option("--out", type=click.Path(file_okay=False), help="also write EndToEnd.csv and result.json here")
+def run(topology, model, workload, backend, mode, bandwidth, tp, pp, dp, gbs, mbs, seq, sp, as_json, out):
+    """Simulate one training iteration on TOPOLOGY and print its time breakdown."""
+    from netsim.report.simai_csv import format_endtoend_csv
+    from netsim.report.tables import breakdown_table, print_table
+    from netsim.simulate import RunSpec, run as run_sim
+
+    spec = RunSpec(topology=topology, model=model, workload=workload, backend=backend, mode=mode,
+                   bandwidth=bandwidth, tp=tp, pp=pp, dp=dp, gbs=gbs, mbs=mbs, seq=seq, sp=sp)
+    res = run_sim(spec)
+    payload = res.to_dict()
+    if out:
+        d = Path(out)
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "EndToEnd.csv").write_text(format_endtoend_csv(res.breakdown, res.csv_name))
+        (d / "result.json").write_text(json.dumps(payload, indent=1) + "\n")
+    if as_json:
+        click.echo(json.dumps(payload))
+        return
+    par = payload["config"].get("parallelism", {})
+    what = model or workload
+    title = (f"{what} on {payload['config']['topology']['name']} ({payload['config']['topology']['gpus']} GPUs): "
+             f"TP{par.get('tp')} PP{par.get('pp')} DP{par.get('dp')}, {par.get('microbatches')} micro-batches; "
+             f"{backend} backend, {mode} mode")
+    print_table(breakdown_table(res.breakdown, title))
+    if out:
+        click.echo(f"wrote {Path(out) / 'EndToEnd.csv'} and {Path(out) / 'result.json'}")
+
+
+@main.group()
+def validate() -> None:
+    """Compare netsim with reference simulators."""
+
+
+@validate.command("simai")
+@click.argument("manifest", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="print a JSON list of comparisons")
+@click.option("--tolerance", type=float, default=0.005, show_default=True, help="allowed |relative error| of total_us")
+def validate_simai(manifest, as_json, tolerance):
+    """Rerun every case of a netsim-reference/1 MANIFEST and compare with SimAI."""
+    from rich.table import Table
+
+    from netsim.report.tables import print_table
+    from netsim.validation.simai import passed, validate as run_validation
+
+    rows = run_validation(manifest)
+    ok = passed(rows, tolerance)
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in rows]))
+    else:
+        t = Table(title=f"netsim vs SimAI ({manifest})", title_justify="left")
+        for col in ("case", "Gbps", "field", "expected (us)", "netsim (us)", "rel err"):
+            t.add_column(col, justify="left" if col in ("case", "field") else "right")
+        for r in rows:
+            if r.field == "csv":
+                t.add_row(r.case, f"{r.nominal_gbps}", "EndToEnd.csv", "", "", "identical" if r.rel_err == 0 else "DIFFERS")
+            else:
+                t.add_row(r.case, f"{r.nominal_gbps}", r.field, f"{r.expected_us:,.0f}", f"{r.got_us:,.1f}",
+                          f"{r.rel_err:+.4%}")
+        print_table(t)
+        totals = [r for r in rows if r.field == "total_us"]
+        same = sum(1 for r in rows if r.field == "csv" and r.rel_err == 0)
+        worst = max((abs(r.rel_err) for r in totals), default=0.0)
+        click.echo(f"{'PASS' if ok else 'FAIL'}: {len(totals)} runs, worst |total error| {worst:.4%} "
+                   f"(tolerance {tolerance:.2%}); CSV identical {same}/{sum(1 for r in rows if r.field == 'csv')}")
+    sys.exit(0 if ok else 1)
+
+
+@main.group()
+def export() -> None:
+    """Write workloads in other simulators' formats."""
+
+
+@export.command("simai")
+@click.option("--model", required=True, help="model preset or YAML")
+@click.option("--gpus", type=click.IntRange(min=1), help="world size (or take it from --topology)")
+@click.option("--topology", type=click.Path(dir_okay=False), help="topology whose GPU count is the world size")
+@_parallel_options
+@click.option("--format", "fmt", type=click.Choice(["aicb", "netsim"]), default="aicb", show_default=True,
+              help="aicb: what AICB writes for these arguments; netsim: netsim's Megatron workload (slowest stage)")
+@click.option("--aiob", type=click.Path(dir_okay=False), help="AIOB timing file for the compute columns (aicb format)")
+@click.option("--gpu", default=None, help="GPU type for compute times (default: the topology's, else H100)")
+@click.option("--tail", is_flag=True, help="keep AICB's cross_entropy/optimizer tail rows (SimAI's ns-3 hangs on them)")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="output workload file")
+def export_simai(model, gpus, topology, tp, pp, dp, gbs, mbs, seq, sp, fmt, aiob, gpu, tail, output):
+    """Write a SimAI/AICB workload file (HYBRID_TRANSFORMER_FWD_IN_BCKWD)."""
+    from netsim.network.topology import load_topology
+    from netsim.workload.aicb import aiob_sections, generate_aicb, read_aiob_timing, timing_from_sections
+    from netsim.workload.catalog import resolve_model
+    from netsim.workload.compute import gpu_compute
+    from netsim.workload.megatron import build_megatron
+    from netsim.workload.parallel import resolve_parallelism
+    from netsim.workload.simai_file import write_simai_workload
+
+    if (gpus is None) == (topology is None):
+        raise InputError("give exactly one of --gpus N or --topology FILE", field="--gpus/--topology")
+    gpu_type = gpu or "H100"
+    if topology:
+        topo = load_topology(topology)
+        gpus, gpu_type = topo.num_gpus, gpu or topo.gpu
+    m = resolve_model(model)
+    par = resolve_parallelism(m, gpus, {"tp": tp, "pp": pp, "dp": dp, "gbs": gbs, "mbs": mbs, "seq": seq, "sp": sp})
+    comp = gpu_compute(gpu_type)
+    if fmt == "aicb":
+        timing = read_aiob_timing(aiob) if aiob else timing_from_sections(aiob_sections(m, par, comp))
+        w = generate_aicb(m, par, timing, include_tail=tail)
+    else:
+        sw = build_megatron(m, par, comp)
+        w = sw.stages[sw.representative()]
+    write_simai_workload(w, output)
+    click.echo(f"wrote {output}: {len(w.rows)} rows, TP{par.tp} PP{par.pp} DP{par.dp}, "
+               f"{par.microbatches} micro-batches ({fmt} format)")
+
+
+@main.command("models")
+def models_cmd():
+    """List the model presets."""
+    from rich.table import Table
+
+    from netsim.report.tables import print_table
+    from netsim.workload.catalog import presets
+
+    t = Table(title="model presets (workloads/)", title_justify="left")
+    for col in ("name", "aliases", "layers", "hidden", "heads/kv", "ffn", "vocab", "seq", "default TPxPP"):
+        t.add_column(col)
+    for m in presets().values():
+        p = m.parallelism
+        t.add_row(m.name, ", ".join(m.aliases), str(m.layers), str(m.hidden), f"{m.heads}/{m.kv}", str(m.ffn),
+                  str(m.vocab), str(m.seq), f"{p.tp}x{p.pp}")
+    print_table(t)
+
+
+@main.command("topology")
+@click.argument("topology", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+def topology_cmd(topology, as_json):
+    """Build TOPOLOGY and print what it contains."""
+    from netsim.network.topology import load_topology
+
+    s = load_topology(topology).summary()
+    if as_json:
+        click.echo(json.dumps(s))
+    else:
+        for k, v in s.items():
+            click.echo(f"{k:>24}: {v}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Collective algorithms: (op, group, bytes) -> transfers, or a closed form."""

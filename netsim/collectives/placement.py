@@ -1,0 +1,69 @@
+"""Where a communication group sits on a topology, and the bandwidth its ring gets.
+
+A group of n ranks with k ranks per server (TP groups are consecutive, DP groups strided by
+TP: workload/parallel.py) runs NCCL-style rings: k channels, so each server's k NIC shares
+carry one inter-server edge each, and intra-server edges use NVLink. Every group of the same
+kind runs at the same time (all TP groups, or all DP groups), so a server's NICs are shared
+evenly: a rank gets NICs x bandwidth / GPUs per server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import networkx as nx
+
+from netsim.network.topology import Topology
+
+
+@dataclass(frozen=True)
+class GroupPlacement:
+    n: int
+    ranks_per_server: int
+    servers: int
+    bandwidth: float  # bytes/s per rank, the ring's bottleneck
+    step_latency: float  # seconds: start overhead + the slowest ring edge's path latency
+    cross_leaf: bool
+
+
+def _path_latency(topo: Topology, a: int, b: int) -> float:
+    return _latencies_from(topo, a).get(b, 0.0)
+
+
+def _latencies_from(topo: Topology, src: int) -> dict:
+    """Latency of the min-hop path (SimAI routes by BFS) from src to every node, cached."""
+    key = ("latency_from", src)
+    if key not in topo.cache:
+        paths = nx.single_source_shortest_path(topo.graph, src)
+        topo.cache[key] = {dst: sum(topo.graph.edges[u, v]["latency"] for u, v in zip(p, p[1:]))
+                           for dst, p in paths.items()}
+    return topo.cache[key]
+
+
+def place_group(topo: Topology, ranks: list[int]) -> GroupPlacement:
+    n = len(ranks)
+    servers = len({topo.server_of(r) for r in ranks})
+    k = max(1, n // servers)
+    nic_per_rank = topo.nic_bandwidth_per_gpu()
+    nv = topo.nvlink_bandwidth or float("inf")
+    if servers == 1:
+        bw = nv if n > 1 else float("inf")
+    else:
+        bw = min(nv, k * nic_per_rank) if k > 1 else nic_per_rank
+    # The ring's slowest edge: first rank to its farthest member bounds every edge's latency.
+    lat = max((_path_latency(topo, ranks[0], r) for r in ranks[1:]), default=0.0)
+    leaves = {_leaf_of(topo, r) for r in ranks}
+    return GroupPlacement(n=n, ranks_per_server=k, servers=servers, bandwidth=bw,
+                          step_latency=topo.alpha + lat, cross_leaf=len(leaves) > 1)
+
+
+def _leaf_of(topo: Topology, rank: int):
+    """The first tier-0 switch on the rank's way out (directly, or through its NIC node)."""
+    for nb in topo.graph.neighbors(rank):
+        if topo.switch_tiers.get(nb) == 0:
+            return nb
+        if topo.graph.nodes[nb].get("kind") == "nic":
+            for nb2 in topo.graph.neighbors(nb):
+                if topo.switch_tiers.get(nb2) == 0:
+                    return nb2
+    return None

@@ -1,0 +1,1 @@
+"""Result tables and files: SimAI-compatible CSV, JSON, text tables, plots."""

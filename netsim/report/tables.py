@@ -1,0 +1,40 @@
+"""Human-readable tables of results (rich), in SimAI's categories."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from netsim.engine.result import Breakdown
+
+CATEGORIES = (
+    ("compute_us", "compute"),
+    ("exposed_tp_us", "exposed TP comm"),
+    ("exposed_dp_us", "exposed DP comm"),
+    ("exposed_pp_us", "exposed PP comm"),
+    ("exposed_ep_us", "exposed EP comm"),
+    ("exposed_dp_ep_us", "exposed DP_EP comm"),
+    ("bubble_us", "pipeline bubble"),
+    ("exposed_comm_us", "exposed comm (all)"),
+    ("total_us", "iteration total"),
+)
+
+
+def breakdown_table(bd: Breakdown, title: str) -> Table:
+    t = Table(title=title, title_justify="left")
+    t.add_column("category")
+    t.add_column("time (us)", justify="right")
+    t.add_column("time (ms)", justify="right")
+    t.add_column("share", justify="right")
+    total = bd.total_us or 1.0
+    for key, label in CATEGORIES:
+        v = getattr(bd, key)
+        if v == 0 and key in ("exposed_ep_us", "exposed_dp_ep_us"):
+            continue
+        style = "bold" if key == "total_us" else None
+        t.add_row(label, f"{v:,.0f}", f"{v / 1e3:,.3f}", f"{100 * v / total:.2f}%", style=style)
+    return t
+
+
+def print_table(table: Table) -> None:
+    Console(soft_wrap=True).print(table)

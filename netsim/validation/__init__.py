@@ -1,0 +1,1 @@
+"""Checks against reference simulators and published measurements."""
