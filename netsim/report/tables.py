@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from rich.console import Console
 from rich.table import Table
 
@@ -37,4 +39,6 @@ def breakdown_table(bd: Breakdown, title: str) -> Table:
 
 
 def print_table(table: Table) -> None:
-    Console(soft_wrap=True).print(table)
+    # Off a terminal (pipes, files, tests) rich would squeeze tables into 80 columns.
+    width = None if sys.stdout.isatty() else 200
+    Console(soft_wrap=True, width=width).print(table)

@@ -1,0 +1,52 @@
+import json
+
+from click.testing import CliRunner
+
+from netsim.cli import main
+from netsim.workload.simai_file import read_simai_workload
+
+
+def invoke(*args):
+    r = CliRunner().invoke(main, [str(a) for a in args])
+    assert r.exit_code == 0, r.output
+    return r.output
+
+
+def test_run_json_has_the_categories(repo):
+    d = json.loads(invoke("run", repo / "topologies/fat_tree_512.yaml", "--model", "175B", "--json"))
+    for k in ("total_us", "compute_us", "exposed_comm_us", "exposed_dp_us", "exposed_tp_us", "exposed_pp_us",
+              "exposed_ep_us", "bubble_us"):
+        assert k in d
+    assert d["config"]["parallelism"]["tp"] == 8 and d["config"]["topology"]["gpus"] == 512
+    parts = d["compute_us"] + d["exposed_comm_us"] + d["bubble_us"]
+    assert abs(parts - d["total_us"]) < 1e-6 * d["total_us"]
+
+
+def test_bandwidth_override_scales_communication(repo):
+    t = repo / "topologies/dcn_512.yaml"
+    fast = json.loads(invoke("run", t, "--model", "7B", "--json"))
+    slow = json.loads(invoke("run", t, "--model", "7B", "--json", "--bandwidth", "100 Gbps"))
+    assert slow["config"]["topology"]["nic_bandwidth_gbps"] == 100
+    assert slow["exposed_tp_us"] > 3.5 * fast["exposed_tp_us"]
+    assert slow["compute_us"] == fast["compute_us"]
+
+
+def test_out_dir_writes_simai_csv(repo, tmp_path):
+    invoke("run", repo / "topologies/dcn_512.yaml", "--model", "7B", "--mode", "simai", "--out", tmp_path)
+    text = (tmp_path / "EndToEnd.csv").read_text()
+    assert text.startswith("File name, Expose DP comm") and "layer_name,Analytical_test" in text
+    assert json.loads((tmp_path / "result.json").read_text())["total_us"] > 0
+
+
+def test_export_then_run(repo, tmp_path):
+    out = tmp_path / "w.txt"
+    invoke("export", "simai", "--model", "7B", "--gpus", 512, "-o", out)
+    w = read_simai_workload(out)
+    assert (w.tp, w.all_gpus, len(w.rows)) == (4, 512, 80)
+    d = json.loads(invoke("run", repo / "topologies/dcn_512.yaml", "--workload", out, "--mode", "simai", "--json"))
+    assert d["total_us"] > d["compute_us"] > 0
+
+
+def test_models_and_topology_commands(repo):
+    assert "llama3-405b" in invoke("models")
+    assert "leaf_oversubscription" in invoke("topology", repo / "topologies/dcn_512.yaml")
