@@ -170,6 +170,44 @@ def export_simai(model, gpus, topology, tp, pp, dp, gbs, mbs, seq, sp, fmt, aiob
                f"{par.microbatches} micro-batches ({fmt} format)")
 
 
+@main.command()
+@click.argument("sweep_file", type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), help="results directory (default: sweeps_out/<sweep name>)")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="parallel runs")
+@click.option("--dask", "dask_address", help="'local' for a Dask LocalCluster, or a scheduler address tcp://host:8786")
+@click.option("--resume", is_flag=True, help="run only the points missing from DIR/results.csv")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+def sweep(sweep_file, out, workers, dask_address, resume, quiet):
+    """Run every point of SWEEP_FILE; rows land in DIR/results.csv (and .parquet) as runs finish."""
+    from netsim.config.loader import load_model
+    from netsim.config.sweep import SweepConfig
+    from netsim.sweep.grid import expand
+    from netsim.sweep.runner import eta_printer, execute
+
+    cfg = load_model(SweepConfig, sweep_file)
+    points = expand(cfg, base_dir=Path(sweep_file).parent)
+    out_dir = Path(out or Path("sweeps_out") / cfg.name)
+    df = execute(points, out_dir, workers=workers, dask=dask_address, resume=resume,
+                 progress=None if quiet else eta_printer())
+    failed = int((df["status"] != "ok").sum())
+    click.echo(f"{len(df)} runs in {out_dir / 'results.csv'} ({failed} failed)")
+
+
+@main.command()
+@click.argument("results", type=click.Path(dir_okay=False))
+@click.option("--x", "x", required=True, help="column on the x axis")
+@click.option("--y", "y", required=True, help="column on the y axis")
+@click.option("--hue", help="one line per value of this column")
+@click.option("--col", help="one panel per value of this column")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="PNG file")
+def plot(results, x, y, hue, col, output):
+    """Plot a results table (CSV or Parquet from a sweep)."""
+    from netsim.report.plots import plot_results
+
+    plot_results(results, x, y, hue, col, output)
+    click.echo(f"wrote {output}")
+
+
 @main.command("models")
 def models_cmd():
     """List the model presets."""

@@ -1,0 +1,95 @@
+"""Figures: sweep results (x/y/hue/col), and an iteration's breakdown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from netsim.errors import InputError  # noqa: E402
+from netsim.units import parse_bandwidth, parse_size, parse_time  # noqa: E402
+
+
+def read_results(path: str | Path) -> pd.DataFrame:
+    p = Path(path)
+    if not p.exists():
+        raise InputError("file not found", where=str(path))
+    try:
+        return pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
+    except Exception as e:
+        raise InputError(f"cannot read a results table ({e})", where=str(path)) from None
+
+
+def _numeric(series: pd.Series) -> pd.Series | None:
+    """Numbers, or quantities with units ("100 Gbps") as SI floats; None if neither."""
+    num = pd.to_numeric(series, errors="coerce")
+    if num.notna().all():
+        return num
+    for parse, scale in ((parse_bandwidth, 8e-9), (parse_time, 1e6), (parse_size, 1.0)):
+        try:
+            return series.map(lambda v: parse(str(v)) * scale)
+        except ValueError:
+            continue
+    return None
+
+
+def plot_results(path, x: str, y: str, hue: str | None, col: str | None, output: str) -> None:
+    df = read_results(path)
+    if "status" in df:
+        df = df[df["status"] == "ok"]
+    for name, field in (("--x", x), ("--y", y), ("--hue", hue), ("--col", col)):
+        if field and field not in df.columns:
+            raise InputError(f"no column {field!r}; expected one of {', '.join(map(str, df.columns))}",
+                             where=str(path), field=name)
+    panels = sorted(df[col].unique(), key=str) if col else [None]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False, sharey=True)
+    xnum = _numeric(df[x])
+    for ax, panel in zip(axes[0], panels):
+        sub = df if panel is None else df[df[col] == panel]
+        groups = sub.groupby(hue, sort=True) if hue else [(None, sub)]
+        for key, g in groups:
+            if xnum is not None:
+                xs = xnum.loc[g.index]
+                order = xs.argsort()
+                ax.plot(xs.iloc[order], g[y].iloc[order], marker="o", label=str(key) if hue else None)
+            else:
+                ax.plot(g[x].astype(str), g[y], marker="o", label=str(key) if hue else None)
+        ax.set_xlabel(x + (" (Gbps)" if xnum is not None and "bandwidth" in x else ""))
+        ax.set_ylabel(y)
+        if panel is not None:
+            ax.set_title(f"{col} = {panel}")
+        if hue:
+            ax.legend(title=hue, fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(output, dpi=110)
+    plt.close(fig)
+
+
+BREAKDOWN_PARTS = (("compute_us", "compute", "#4c72b0"), ("exposed_tp_us", "exposed TP", "#dd8452"),
+                   ("exposed_dp_us", "exposed DP", "#55a868"), ("exposed_pp_us", "exposed PP", "#c44e52"),
+                   ("exposed_ep_us", "exposed EP", "#8172b3"), ("exposed_dp_ep_us", "exposed DP_EP", "#937860"),
+                   ("bubble_us", "bubble", "#8c8c8c"))
+
+
+def plot_breakdown(summary: dict, title: str, output: str | Path) -> None:
+    """One stacked bar: compute / exposed DP / TP / PP / EP / bubble, in ms."""
+    fig, ax = plt.subplots(figsize=(7, 2.6))
+    left = 0.0
+    for key, label, color in BREAKDOWN_PARTS:
+        v = summary.get(key, 0.0) / 1e3
+        if v <= 0:
+            continue
+        ax.barh([0], [v], left=left, color=color, label=f"{label} {v:,.1f} ms")
+        left += v
+    ax.set_yticks([])
+    ax.set_xlabel("ms per iteration")
+    ax.set_title(title, fontsize=9)
+    ax.legend(ncol=3, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.35))
+    fig.tight_layout()
+    fig.savefig(output, dpi=110)
+    plt.close(fig)

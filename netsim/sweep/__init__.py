@@ -1,0 +1,1 @@
+"""Parameter sweeps: grid expansion, local process pool or Dask execution, resumable results."""

@@ -1,0 +1,189 @@
+"""Run sweep points on a local process pool or a Dask cluster, writing each row as it finishes.
+
+`DIR/results.csv` grows one row per finished run (flushed, so a killed sweep loses nothing);
+`--resume` skips points whose run_id is already there. At the end the table is rewritten in
+point order and saved as Parquet too, so results do not depend on worker count or timing.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Callable, Iterable
+
+import pandas as pd
+
+from netsim.engine.result import SUMMARY_FIELDS
+from netsim.errors import InputError
+from netsim.sweep.grid import Point
+
+FIXED = ("index", "run_id", "status", "error")
+METRICS = SUMMARY_FIELDS + ("tp", "pp", "dp", "microbatches", "gpus", "nic_bandwidth_gbps")
+
+
+def run_point(index: int, params: dict) -> dict:
+    """Run one point; never raises (a failed run becomes a row with its error)."""
+    from netsim.simulate import RunSpec, run
+
+    row = {"index": index, "status": "ok", "error": ""}
+    try:
+        res = run(RunSpec(**params)).to_dict()
+        for k in SUMMARY_FIELDS:
+            row[k] = res[k]
+        par = res["config"].get("parallelism", {})
+        for k in ("tp", "pp", "dp", "microbatches"):
+            row[k] = par.get(k)
+        row["gpus"] = res["config"]["topology"]["gpus"]
+        row["nic_bandwidth_gbps"] = res["config"]["topology"]["nic_bandwidth_gbps"]
+    except InputError as e:
+        row.update(status="error", error=str(e))
+    except Exception as e:  # a sweep must survive any one run
+        row.update(status="error", error=f"{type(e).__name__}: {e}")
+    return row
+
+
+def columns(param_keys: Iterable[str]) -> list[str]:
+    return list(FIXED) + sorted(param_keys) + list(METRICS)
+
+
+def read_done(path: Path, cols: list[str]) -> dict[str, dict]:
+    """Rows already written, by run_id; a half-written last line (killed mid-write) is dropped."""
+    if not path.exists():
+        return {}
+    done = {}
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header is None:
+            return {}
+        if header != cols:
+            raise InputError("results.csv was written by a different sweep (its columns differ)",
+                             where=str(path))
+        for rec in reader:
+            if len(rec) != len(cols):
+                continue
+            row = dict(zip(cols, rec))
+            done[row["run_id"]] = row
+    return done
+
+
+def execute(points: list[Point], out: Path, workers: int = 1, dask: str | None = None, resume: bool = False,
+            progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path = out / "results.csv"
+    param_keys = sorted({k for p in points for k in p.params})
+    cols = columns(param_keys)
+    if csv_path.exists() and not resume:
+        raise InputError("results already exist; use --resume to finish them or choose another --out",
+                         where=str(csv_path))
+    done = read_done(csv_path, cols) if resume else {}
+    if resume and done:
+        _rewrite(csv_path, cols, list(done.values()))  # drop any torn line before appending
+    todo = [p for p in points if p.run_id not in done]
+    by_index = {p.index: p for p in points}
+    new_file = not csv_path.exists()
+    with open(csv_path, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+        if new_file:
+            writer.writeheader()
+            f.flush()
+        finished = 0
+        for row in _results(todo, workers, dask):
+            p = by_index[row["index"]]
+            row["run_id"] = p.run_id
+            row.update({k: _cell(p.params.get(k)) for k in param_keys})
+            writer.writerow(row)
+            f.flush()
+            os.fsync(f.fileno())
+            finished += 1
+            if progress:
+                progress(finished, len(todo))
+    df = _finalise(csv_path, cols)
+    return df
+
+
+def _cell(v):
+    return "" if v is None else v
+
+
+def _results(todo: list[Point], workers: int, dask: str | None):
+    if not todo:
+        return
+    if dask:
+        yield from _dask_results(todo, workers, dask)
+    elif workers <= 1:
+        for p in todo:
+            yield run_point(p.index, p.params)
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futs = [pool.submit(run_point, p.index, p.params) for p in todo]
+            for fut in as_completed(futs):
+                yield fut.result()
+
+
+def _dask_results(todo: list[Point], workers: int, address: str):
+    try:
+        from distributed import Client, LocalCluster, as_completed as dask_completed
+    except ImportError:
+        raise InputError("--dask needs dask.distributed: pip install -e '.[dask]'", field="--dask") from None
+    cluster = None
+    if address == "local":
+        cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
+                               dashboard_address=None, host="127.0.0.1")
+        client = Client(cluster)
+    else:
+        try:
+            client = Client(address, timeout="10s")
+        except OSError as e:
+            raise InputError(f"cannot reach the Dask scheduler ({e})", field="--dask") from None
+    try:
+        futs = [client.submit(run_point, p.index, p.params, pure=False) for p in todo]
+        for fut in dask_completed(futs):
+            yield fut.result()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _rewrite(path: Path, cols: list[str], rows: list[dict]) -> None:
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
+def _finalise(csv_path: Path, cols: list[str]) -> pd.DataFrame:
+    df = pd.read_csv(csv_path, keep_default_na=False, na_values=[""])
+    df = df.drop_duplicates(subset="run_id", keep="first").sort_values("index").reset_index(drop=True)
+    tmp = csv_path.with_suffix(".csv.tmp")
+    df.to_csv(tmp, index=False, columns=cols)
+    os.replace(tmp, csv_path)
+    try:
+        df.to_parquet(csv_path.with_suffix(".parquet"), index=False)
+    except ImportError:
+        pass  # pyarrow is a dependency; this only guards exotic installs
+    return df
+
+
+def eta_printer():
+    """A rich progress bar with ETA on stderr."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    prog = Progress(TextColumn("sweep"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), transient=False)
+    state = {}
+
+    def update(done: int, total: int):
+        if "task" not in state:
+            prog.start()
+            state["task"] = prog.add_task("runs", total=total)
+        prog.update(state["task"], completed=done)
+        if done == total:
+            prog.stop()
+
+    return update
