@@ -56,8 +56,10 @@ def _parallel_options(f):
 @click.option("--bandwidth", help='override the NIC line rate, e.g. "100 Gbps"')
 @_parallel_options
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
-@click.option("--out", type=click.Path(file_okay=False), help="also write EndToEnd.csv and result.json here")
-def run(topology, model, workload, backend, mode, bandwidth, tp, pp, dp, gbs, mbs, seq, sp, as_json, out):
+@click.option("--out", type=click.Path(file_okay=False),
+              help="also write EndToEnd.csv, result.json, breakdown.png and timeline.png here")
+@click.option("--trace", type=click.Path(dir_okay=False), help="write a Chrome/Perfetto trace (JSON)")
+def run(topology, model, workload, backend, mode, bandwidth, tp, pp, dp, gbs, mbs, seq, sp, as_json, out, trace):
     """Simulate one training iteration on TOPOLOGY and print its time breakdown."""
     from netsim.report.simai_csv import format_endtoend_csv
     from netsim.report.tables import breakdown_table, print_table
@@ -72,6 +74,15 @@ def run(topology, model, workload, backend, mode, bandwidth, tp, pp, dp, gbs, mb
         d.mkdir(parents=True, exist_ok=True)
         (d / "EndToEnd.csv").write_text(format_endtoend_csv(res.breakdown, res.csv_name))
         (d / "result.json").write_text(json.dumps(payload, indent=1) + "\n")
+        from netsim.report.plots import plot_breakdown, plot_timeline
+
+        plot_breakdown(payload, f"{model or workload} on {payload['config']['topology']['name']}", d / "breakdown.png")
+        if res.breakdown.timeline:
+            plot_timeline(res.breakdown, d / "timeline.png")
+    if trace:
+        from netsim.report.trace import write_trace
+
+        write_trace(res.breakdown, trace)
     if as_json:
         click.echo(json.dumps(payload))
         return
@@ -82,7 +93,9 @@ def run(topology, model, workload, backend, mode, bandwidth, tp, pp, dp, gbs, mb
              f"{backend} backend, {mode} mode")
     print_table(breakdown_table(res.breakdown, title))
     if out:
-        click.echo(f"wrote {Path(out) / 'EndToEnd.csv'} and {Path(out) / 'result.json'}")
+        click.echo(f"wrote EndToEnd.csv, result.json and figures to {out}")
+    if trace:
+        click.echo(f"wrote trace {trace} (open in ui.perfetto.dev)")
 
 
 @main.group()

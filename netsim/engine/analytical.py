@@ -88,6 +88,7 @@ class StageReplay:
     blocking_ns: dict[str, float]
     rows: list[RowReport]
     per_microbatch_ns: float  # compute + blocking comm of one micro-batch
+    spans: list[tuple[str, str, float, float, str]]
 
 
 def replay_stage(w: Workload, groups: Groups, ns_time) -> StageReplay:
@@ -100,6 +101,11 @@ def replay_stage(w: Workload, groups: Groups, ns_time) -> StageReplay:
     tot = [[0, 0, 0] for _ in range(n_rows)]
     bws = [[(0.0, 0.0)] * 3 for _ in range(n_rows)]
     wg_spans: dict[int, tuple[float, float]] = {}
+    spans: list[tuple[str, str, float, float, str]] = []
+
+    def span(thread: str, name: str, start: float, dur: float, cat: str) -> None:
+        if dur > 0:
+            spans.append((thread, name, start, dur, cat))
 
     def run(i: int, col: int, column: str, comm: str, size: int):
         op, kind = parse_comm(comm, column)
@@ -114,28 +120,35 @@ def replay_stage(w: Workload, groups: Groups, ns_time) -> StageReplay:
         return op, kind, d
 
     for i, r in enumerate(w.rows):
+        span("compute", f"{r.name} fwd", t, r.fwd_compute, "compute")
         t += r.fwd_compute
         compute += r.fwd_compute
-        _op, kind, d = run(i, 0, "fwd", r.fwd_comm, r.fwd_bytes)
+        op, kind, d = run(i, 0, "fwd", r.fwd_comm, r.fwd_bytes)
+        span(f"{kind} comm", f"{r.name} fwd {op}", t, d, "collective")
         t += d
         blocking["EP" if kind == "EP" else "TP"] += d
     for i in range(n_rows - 1, -1, -1):
         r = w.rows[i]
         if r.barrier and dp_free > t:
             stalls.append((t, dp_free))
+            span("compute", "wait for DP", t, dp_free - t, "stall")
             t = dp_free
+        span("compute", f"{r.name} ig", t, r.ig_compute, "compute")
         t += r.ig_compute
         compute += r.ig_compute
-        _op, kind, d = run(i, 1, "ig", r.ig_comm, r.ig_bytes)
+        op, kind, d = run(i, 1, "ig", r.ig_comm, r.ig_bytes)
+        span(f"{kind} comm", f"{r.name} ig {op}", t, d, "collective")
         t += d
         blocking["EP" if kind == "EP" else "TP"] += d
+        span("compute", f"{r.name} wg", t, r.wg_compute, "compute")
         t += r.wg_compute
         compute += r.wg_compute
-        _op, _kind, d = run(i, 2, "wg", r.wg_comm, r.wg_bytes)
+        op, kind, d = run(i, 2, "wg", r.wg_comm, r.wg_bytes)
         if d > 0:
             start = max(t, dp_free)
             dp_free = start + d
             wg_spans[i] = (start, dp_free)
+            span(f"{kind} comm", f"{r.name} wg {op}", start, d, "collective")
     end = max(t, dp_free)
     if end > t:
         stalls.append((t, end))
@@ -151,7 +164,8 @@ def replay_stage(w: Workload, groups: Groups, ns_time) -> StageReplay:
             fwd_total=tot[i][0], wg_total=tot[i][2], ig_total=tot[i][1],
             fwd_bw=bws[i][0], wg_bw=bws[i][2], ig_bw=bws[i][1]))
     per_mb = (compute + blocking["TP"] + blocking["EP"]) / max(1, w.ga)
-    return StageReplay(end_ns=end, compute_ns=compute, blocking_ns=blocking, rows=rows, per_microbatch_ns=per_mb)
+    return StageReplay(end_ns=end, compute_ns=compute, blocking_ns=blocking, rows=rows, per_microbatch_ns=per_mb,
+                       spans=spans)
 
 
 def collective_ns(op: str, g: GroupPlacement, size: int) -> float:
@@ -164,9 +178,11 @@ def simulate(stages: list[Workload], topo: Topology, tp: int, dp: int, pp: int, 
     if rep is None:
         rep = len(stages) - 1
     replays: dict[int, StageReplay] = {}
+    timeline = {}
     for i, w in enumerate(stages):
         if id(w) not in replays:
             replays[id(w)] = replay_stage(w, Groups.build(topo, tp, dp, pp, stage=i), ns_time)
+            timeline[f"stage {i} (rank {rank_of(0, 0, i, tp, dp)})"] = replays[id(w)].spans
     main = replays[id(stages[rep])]
     w = stages[rep]
     m = max(1, w.ga)
@@ -179,7 +195,7 @@ def simulate(stages: list[Workload], topo: Topology, tp: int, dp: int, pp: int, 
                                                    hop.step_latency) * 1e9
     tp_ns, ep_ns = main.blocking_ns["TP"], main.blocking_ns["EP"]
     dp_ns = main.end_ns - main.compute_ns - tp_ns - ep_ns
-    res = Breakdown(rows=main.rows)
+    res = Breakdown(rows=main.rows, timeline=timeline)
     res.compute_us = main.compute_ns / 1e3
     res.exposed_tp_us = tp_ns / 1e3
     res.exposed_ep_us = ep_ns / 1e3

@@ -41,6 +41,8 @@ class Breakdown:
     rows: list[RowReport] = field(default_factory=list)
     truncated_at: int | None = None  # SimAI-compatible mode: row where SimAI's report would stop
     extra: dict = field(default_factory=dict)
+    # Spans per process label: [(thread, name, start_ns, duration_ns, category)].
+    timeline: dict[str, list[tuple[str, str, float, float, str]]] = field(default_factory=dict)
 
     def summary(self) -> dict[str, float]:
         return {k: getattr(self, k) for k in SUMMARY_FIELDS}

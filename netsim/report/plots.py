@@ -90,6 +90,28 @@ def plot_breakdown(summary: dict, title: str, output: str | Path) -> None:
     ax.set_xlabel("ms per iteration")
     ax.set_title(title, fontsize=9)
     ax.legend(ncol=3, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.35))
+    fig.savefig(output, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def plot_timeline(bd, output: str | Path, max_spans: int = 20000) -> None:
+    """Per-stage streams over time (the same spans as the Perfetto trace)."""
+    procs = list(bd.timeline.items())
+    rows = [(proc, thread) for proc, spans in procs for thread in dict.fromkeys(s[0] for s in spans)]
+    fig, ax = plt.subplots(figsize=(10, 0.45 * len(rows) + 1.2))
+    colors = {"compute": "#4c72b0", "collective": "#dd8452", "stall": "#c44e52"}
+    for y, (proc, thread) in enumerate(rows):
+        spans = [s for s in dict(procs)[proc] if s[0] == thread][:max_spans]
+        for cat in colors:
+            bars = [(s[2] / 1e6, s[3] / 1e6) for s in spans if s[4] == cat]
+            if bars:
+                ax.broken_barh(bars, (y - 0.35, 0.7), color=colors[cat])
+    ax.set_yticks(range(len(rows)), [f"{p}: {t}" for p, t in rows], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("ms")
+    from matplotlib.patches import Patch
+
+    ax.legend(handles=[Patch(color=c, label=k) for k, c in colors.items()], fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(output, dpi=110)
     plt.close(fig)

@@ -1,0 +1,68 @@
+import json
+
+import matplotlib.image as mpimg
+import numpy as np
+from click.testing import CliRunner
+from jsonschema import validate
+
+from netsim.cli import main
+
+# The Trace Event Format's JSON object form, for the event kinds netsim writes
+# (Complete events "X" and metadata events "M").
+TRACE_SCHEMA = {
+    "type": "object",
+    "required": ["traceEvents"],
+    "properties": {
+        "displayTimeUnit": {"enum": ["ms", "ns"]},
+        "traceEvents": {"type": "array", "items": {"oneOf": [
+            {"type": "object", "required": ["name", "ph", "ts", "dur", "pid", "tid"],
+             "properties": {"ph": {"const": "X"}, "ts": {"type": "number", "minimum": 0},
+                            "dur": {"type": "number", "minimum": 0}, "pid": {"type": "integer"},
+                            "tid": {"type": "integer"}, "name": {"type": "string"}, "cat": {"type": "string"}}},
+            {"type": "object", "required": ["name", "ph", "pid", "args"],
+             "properties": {"ph": {"const": "M"}, "name": {"enum": ["process_name", "thread_name"]},
+                            "args": {"type": "object", "required": ["name"]}}},
+        ]}},
+    },
+}
+
+
+def _png_ok(path):
+    img = mpimg.imread(path)
+    assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 200
+    assert np.unique(img.reshape(-1, img.shape[2]), axis=0).shape[0] > 5  # not blank
+
+
+def test_run_out_figures_and_trace(repo, tmp_path):
+    trace = tmp_path / "t.json"
+    r = CliRunner().invoke(main, ["run", str(repo / "topologies/hgx_h100_512.yaml"), "--model", "70B",
+                                  "--out", str(tmp_path), "--trace", str(trace)])
+    assert r.exit_code == 0, r.output
+    _png_ok(tmp_path / "breakdown.png")
+    _png_ok(tmp_path / "timeline.png")
+    data = json.loads(trace.read_text())
+    validate(data, TRACE_SCHEMA)
+    spans = [e for e in data["traceEvents"] if e["ph"] == "X"]
+    names = {e["args"]["name"] for e in data["traceEvents"] if e["ph"] == "M" and e["name"] == "thread_name"}
+    assert {"compute", "TP comm", "DP comm"} <= names
+    # The compute stream's spans never overlap.
+    compute_tid = {(e["pid"], e["tid"]) for e in data["traceEvents"] if e["ph"] == "M" and e["args"]["name"] == "compute"}
+    for pid, tid in compute_tid:
+        ev = sorted((e["ts"], e["dur"]) for e in spans if (e["pid"], e["tid"]) == (pid, tid))
+        assert all(a[0] + a[1] <= b[0] + 1e-6 for a, b in zip(ev, ev[1:]))
+
+
+def test_plot_command(repo, tmp_path):
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(f"base: {{topology: {repo / 'topologies/dcn_512.yaml'}, model: 7B}}\n"
+                     "grid:\n  bandwidth: ['100 Gbps', '200 Gbps', '400 Gbps']\n  tp: [2, 4]\n")
+    r = CliRunner().invoke(main, ["sweep", str(sweep), "--out", str(tmp_path / "r"), "--quiet"])
+    assert r.exit_code == 0, r.output
+    png = tmp_path / "p.png"
+    r = CliRunner().invoke(main, ["plot", str(tmp_path / "r/results.csv"), "--x", "bandwidth", "--y", "total_us",
+                                  "--hue", "tp", "-o", str(png)])
+    assert r.exit_code == 0, r.output
+    _png_ok(png)
+    r = CliRunner().invoke(main, ["plot", str(tmp_path / "r/results.parquet"), "--x", "bandwidth", "--y", "nope",
+                                  "-o", str(png)])
+    assert r.exit_code == 2 and "no column 'nope'" in r.output
