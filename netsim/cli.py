@@ -221,6 +221,84 @@ def plot(results, x, y, hue, col, output):
     click.echo(f"wrote {output}")
 
 
+def _parse_ranks(spec: str, gpus: int) -> list[int]:
+    spec = spec.strip()
+    try:
+        if spec == "all":
+            return list(range(gpus))
+        if "," in spec:
+            ranks = [int(x) for x in spec.split(",")]
+        elif "-" in spec:
+            a, b = (int(x) for x in spec.split("-"))
+            ranks = list(range(a, b + 1))
+        else:
+            ranks = list(range(int(spec)))
+    except ValueError:
+        raise InputError(f"expected all, a count, a range 0-63 or a list 0,8,16; got {spec!r}", field="--ranks") from None
+    if not ranks or min(ranks) < 0 or max(ranks) >= gpus or len(set(ranks)) != len(ranks):
+        raise InputError(f"ranks must be distinct and within 0..{gpus - 1}; got {spec!r}", field="--ranks")
+    return ranks
+
+
+def _parse_sizes(spec: str) -> list[int]:
+    from netsim.units import parse_size
+
+    try:
+        if ":" in spec:
+            lo, hi = (parse_size(x) for x in spec.split(":"))
+            out, s = [], lo
+            while s <= hi:
+                out.append(s)
+                s *= 2
+            return out
+        return [parse_size(x) for x in spec.split(",")]
+    except ValueError as e:
+        raise InputError(str(e), field="--sizes") from None
+
+
+@main.command("bench-collective")
+@click.argument("topology", type=click.Path(dir_okay=False))
+@click.option("--op", type=click.Choice(["allreduce", "allgather", "reducescatter", "alltoall", "sendrecv"]),
+              default="allreduce", show_default=True)
+@click.option("--ranks", default="all", show_default=True, help="all, a count (first N), a range 0-63, or a list 0,200")
+@click.option("--sizes", default="1MiB:1GiB", show_default=True, help="LO:HI (powers of two) or a list 1MiB,1GiB")
+@click.option("--algo", type=click.Choice(["ring", "tree", "hierarchical", "auto"]), default="auto", show_default=True)
+@click.option("--fidelity", type=click.Choice(["macro", "chunked"]), default="macro", show_default=True)
+@click.option("--spray", is_flag=True, help="packet spraying over all equal-cost paths instead of per-flow ECMP")
+@click.option("--bandwidth", help='override the NIC line rate, e.g. "100 Gbps"')
+@click.option("--compression", help="compression profile name or YAML file")
+@click.option("--json", "as_json", is_flag=True, help="print a JSON list of rows")
+def bench_collective_cmd(topology, op, ranks, sizes, algo, fidelity, spray, bandwidth, compression, as_json):
+    """Simulated nccl-tests: time, algbw and busbw of one collective per size on TOPOLOGY."""
+    from rich.table import Table
+
+    from netsim.engine.flow import bench_collective
+    from netsim.report.tables import print_table
+    from netsim.simulate import RunSpec, load_run_topology
+
+    topo = load_run_topology(RunSpec(topology=topology, bandwidth=bandwidth))
+    rank_list = _parse_ranks(ranks, topo.num_gpus)
+    if op == "sendrecv" and len(rank_list) != 2:
+        raise InputError("sendrecv takes exactly two ranks (src,dst)", field="--ranks")
+    stage = None
+    if compression:
+        from netsim.codecs.stage import load_stage
+
+        stage = load_stage(compression)
+    rows = [bench_collective(topo, op, rank_list, s, algo=algo, fidelity=fidelity, spray=spray, compression=stage)
+            for s in _parse_sizes(sizes)]
+    if as_json:
+        click.echo(json.dumps([{k: r[k] for k in ("op", "ranks", "bytes", "time_us", "algbw_GBps", "busbw_GBps")}
+                               for r in rows]))
+        return
+    t = Table(title=f"{op} over {len(rank_list)} ranks on {topo.name} ({algo}, {fidelity})", title_justify="left")
+    for col in ("size (B)", "time (us)", "algbw (GB/s)", "busbw (GB/s)"):
+        t.add_column(col, justify="right")
+    for r in rows:
+        t.add_row(f"{r['bytes']:,}", f"{r['time_us']:,.1f}", f"{r['algbw_GBps']:.2f}", f"{r['busbw_GBps']:.2f}")
+    print_table(t)
+
+
 @main.command("models")
 def models_cmd():
     """List the model presets."""

@@ -1,0 +1,188 @@
+"""Run collectives on the fluid network: every group of a lockstep set at once.
+
+Fidelities (DESIGN.md, reference/perf.md section 6):
+- macro (default): one flow per ring edge and channel carrying the algorithm's total bytes for
+  that edge, then steps x (alpha + the slowest edge's latency); one solve per start/finish;
+- chunked: every step is a flow of S/(n*R) bytes; a rank's step k+1 starts when its
+  predecessor's step k has arrived (+ alpha), as SimAI's flow model does.
+Ports: every flow takes the next source port of its (src, dst) pair (from 10000), so ECMP
+spreads or collides flows the way switches hash real QPs.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Callable
+
+from netsim.collectives.algorithms import double_binary_tree, ring_channels, server_groups, tree_depth
+from netsim.collectives.closed_form import ALLGATHER, ALLREDUCE, ALLTOALL, REDUCESCATTER, SENDRECV
+from netsim.network.fluid import FluidNetwork
+from netsim.network.routing import CompiledNetwork
+
+ALGOS = ("ring", "tree", "hierarchical", "auto")
+
+
+class Join:
+    """Call `fn` after `n` arrivals (n == 0: at once)."""
+
+    __slots__ = ("n", "fn")
+
+    def __init__(self, n: int, fn: Callable[[], None]):
+        self.n, self.fn = n, fn
+        if n == 0:
+            fn()
+
+    def __call__(self) -> None:
+        self.n -= 1
+        if self.n == 0:
+            self.fn()
+
+
+class CollectiveEngine:
+    def __init__(self, env, fluid: FluidNetwork, net: CompiledNetwork, alpha: float, fidelity: str = "macro",
+                 ideal: bool = False, spray: bool = False):
+        self.env, self.fluid, self.net = env, fluid, net
+        self.alpha = alpha
+        self.fidelity = fidelity
+        self.ideal = ideal
+        self.spray = spray
+        self.ports: dict[tuple[int, int], int] = defaultdict(lambda: 10000)
+        self.gps = net.topo.gpus_per_server
+        self.flow_hook: Callable | None = None  # compression stages wrap transfers here
+
+    # ---- primitives ------------------------------------------------------------------------
+    def next_port(self, src: int, dst: int) -> int:
+        p = self.ports[(src, dst)]
+        self.ports[(src, dst)] = (p + 1) & 0xFFFF
+        return p
+
+    def send(self, src: int, dst: int, size: float, on_done: Callable[[], None], traffic: str = "default") -> None:
+        """One point-to-point transfer; on_done when the last byte has arrived."""
+        if self.ideal or src == dst or size <= 0:
+            self._after(0.0, on_done)
+            return
+        sport = self.next_port(src, dst)
+        if self.spray:
+            routes = self.net.all_routes(src, dst)
+            j = Join(len(routes), on_done)
+            for r in routes:
+                self.fluid.start(r, size / len(routes), j)
+            return
+        links = self.net.data_route(src, dst, sport)
+        if self.flow_hook is not None:
+            self.flow_hook(self, src, dst, links, size, on_done, traffic)
+        else:
+            self.fluid.start(links, size, on_done)
+
+    def _after(self, delay: float, fn: Callable[[], None]) -> None:
+        if delay <= 0:
+            ev = self.env.timeout(0)
+        else:
+            ev = self.env.timeout(delay)
+        ev.callbacks.append(lambda _e: fn())
+
+    def edge_latency(self, src: int, dst: int) -> float:
+        return self.net.path_latency(self.net.data_route(src, dst, 0))
+
+    # ---- collectives -----------------------------------------------------------------------
+    def run(self, op: str, groups: list[list[int]], size: float, on_done: Callable[[], None], algo: str = "ring",
+            traffic: str = "default") -> None:
+        """Run `op` of `size` bytes (SimAI convention) on every group at once; on_done when all finish."""
+        groups = [g for g in groups if len(g) > 1 or op == SENDRECV]
+        if not groups or size <= 0:
+            self._after(0.0, on_done)
+            return
+        if self.ideal:
+            self._after(0.0, on_done)
+            return
+        join = Join(len(groups), on_done)
+        for g in groups:
+            self._one(op, g, size, join, algo, traffic)
+
+    def _one(self, op, ranks, size, done, algo, traffic):
+        if op == SENDRECV:
+            src, dst = ranks
+            self._after(self.alpha, lambda: self.send(src, dst, size, done, traffic))
+            return
+        if op == ALLTOALL:
+            self._alltoall(ranks, size, done, traffic)
+            return
+        if algo == "auto":
+            algo = "ring"
+        if algo == "tree" and op == ALLREDUCE:
+            self._tree_allreduce(ranks, size, done, traffic)
+        elif algo == "hierarchical" and op == ALLREDUCE and len(server_groups(ranks, self.gps)) > 1 \
+                and len(server_groups(ranks, self.gps)[0]) > 1:
+            self._hierarchical(ranks, size, done, traffic)
+        else:
+            self._ring(op, ranks, size, done, traffic)
+
+    def _ring(self, op, ranks, size, done, traffic):
+        n = len(ranks)
+        rings = ring_channels(ranks, self.gps)
+        R = len(rings)
+        steps = 2 * (n - 1) if op == ALLREDUCE else n - 1
+        if self.fidelity == "chunked":
+            self._ring_chunked(rings, steps, size / (n * R), done, traffic)
+            return
+        per_edge = size / R * (2 * (n - 1) / n if op == ALLREDUCE else (n - 1) / n)
+        lats = [self.edge_latency(a, b) for ring in rings for a, b in zip(ring, ring[1:] + ring[:1])]
+        # Drain time of the macro flows, then every step's start overhead and propagation. A
+        # chunk crosses every edge of the ring in turn, so steps pay the ring's mean edge
+        # latency; the slowest flow's own propagation is already in its completion.
+        tail = max(0.0, steps * (self.alpha + sum(lats) / len(lats)) - max(lats))
+        join = Join(n * R, lambda: self._after(tail, done))
+        for ring in rings:
+            for a, b in zip(ring, ring[1:] + ring[:1]):
+                self.send(a, b, per_edge, join, traffic)
+
+    def _ring_chunked(self, rings, steps, chunk, done, traffic):
+        join = Join(sum(len(r) for r in rings), done)
+        for ring in rings:
+            n = len(ring)
+            nxt = {ring[i]: ring[(i + 1) % n] for i in range(n)}
+            # arrived[r][k]: rank r has received step k from its predecessor.
+
+            def step(r: int, k: int, nxt=nxt) -> None:
+                if k == steps:
+                    join()
+                    return
+                self._after(self.alpha, lambda: self.send(r, nxt[r], chunk, lambda: step(nxt[r], k + 1), traffic))
+
+            # Each rank's step 0 starts at once; step k+1 of rank r is sent by r after receiving
+            # step k, i.e. the chain is driven by arrivals. A rank finishes after its last receive.
+            for r in ring:
+                step(r, 0)
+
+    def _alltoall(self, ranks, size, done, traffic):
+        n = len(ranks)
+        join = Join(n * (n - 1), done)
+        for a in ranks:
+            for b in ranks:
+                if a != b:
+                    self._after(self.alpha, lambda a=a, b=b: self.send(a, b, size / n, join, traffic))
+
+    def _tree_allreduce(self, ranks, size, done, traffic):
+        trees = double_binary_tree(ranks)
+        depth = tree_depth(len(ranks))
+        edges = [(c, p) for t in trees for c, p in t]
+        lat = max(self.edge_latency(c, p) for c, p in edges)
+        tail = 2 * depth * (self.alpha + lat) - lat
+        join = Join(2 * len(edges), lambda: self._after(tail, done))
+        half = size / len(trees)
+        for c, p in edges:
+            self.send(c, p, half, join, traffic)  # reduce up (pipelined)
+            self.send(p, c, half, join, traffic)  # broadcast down
+
+    def _hierarchical(self, ranks, size, done, traffic):
+        local = server_groups(ranks, self.gps)
+        k = len(local[0])
+        cross = [[g[i] for g in local] for i in range(k)]
+
+        def phase3():
+            self.run(ALLGATHER, local, size, done, "ring", traffic)
+
+        def phase2():
+            self.run(ALLREDUCE, cross, size / k, phase3, "ring", traffic)
+
+        self.run(REDUCESCATTER, local, size, phase2, "ring", traffic)

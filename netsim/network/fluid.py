@@ -1,0 +1,145 @@
+"""The fluid (flow-level) network driven by a SimPy clock.
+
+A flow is (links, remaining bytes, optional rate cap, weight). Whenever the set of flows
+changes, all flows advance to `now`, rates are re-solved once for that timestamp (max-min,
+maxmin.py), and a single timer is set for the earliest completion (a generation counter makes
+stale timers no-ops: SimPy has no cancel). A drained flow's callback fires after its path's
+propagation latency. Per-link carried bytes are accumulated for utilisation reports.
+Knows nothing about collectives or LLMs.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import simpy
+
+from netsim.network.maxmin import max_min_rates
+
+DONE_TIME = 1e-12  # a flow with under a picosecond of transfer left is done
+
+
+class FluidNetwork:
+    def __init__(self, env: simpy.Environment, capacity: np.ndarray, latency: np.ndarray, max_hops: int = 8):
+        self.env = env
+        self.capacity = capacity
+        self.latency = latency
+        self.L = capacity.shape[0]
+        self.H = max_hops
+        self._grow(256)
+        self.n_active = 0
+        self.free: list[int] = list(range(255, -1, -1))
+        self.callbacks: list[Callable | None] = [None] * 256
+        self.last_t = 0.0
+        self.pending = False
+        self.gen = 0
+        self.link_bytes = np.zeros(self.L)
+        self.solves = 0
+        self.flows_started = 0
+        self.listeners: list[Callable[[float], None]] = []  # observers of every re-solve (background traffic)
+
+    def _grow(self, n: int) -> None:
+        old = getattr(self, "paths", None)
+        k = 0 if old is None else old.shape[0]
+        paths = np.full((n, self.H), self.L - 1, dtype=np.int64)
+        arrays = {name: np.zeros(n) for name in ("remaining", "rate", "size", "delay")}
+        caps = np.full(n, np.inf)
+        weight = np.ones(n)
+        active = np.zeros(n, dtype=bool)
+        if old is not None:
+            paths[:k] = self.paths
+            for name in arrays:
+                arrays[name][:k] = getattr(self, name)
+            caps[:k], weight[:k], active[:k] = self.caps, self.weight, self.active
+        self.paths = paths
+        for name, arr in arrays.items():
+            setattr(self, name, arr)
+        self.caps, self.weight, self.active = caps, weight, active
+
+    def start(self, links, size: float, on_done: Callable[[], None], cap: float = np.inf, weight: float = 1.0,
+              extra_delay: float = 0.0) -> None:
+        """Send `size` bytes over `links`; call on_done once they have drained and propagated."""
+        links = tuple(links)
+        delay = float(self.latency[list(links)].sum()) + extra_delay if links else extra_delay
+        if size <= 0 or not links:
+            self._later(delay, on_done)
+            return
+        if len(links) > self.H:
+            raise ValueError(f"path of {len(links)} links exceeds {self.H}")
+        if not self.free:
+            n = self.paths.shape[0]
+            self._grow(2 * n)
+            self.callbacks.extend([None] * n)
+            self.free.extend(range(2 * n - 1, n - 1, -1))
+        self._advance()
+        i = self.free.pop()
+        self.paths[i, :] = self.L - 1
+        self.paths[i, : len(links)] = links
+        self.remaining[i] = size
+        self.size[i] = size
+        self.caps[i] = cap
+        self.weight[i] = weight
+        self.delay[i] = delay
+        self.active[i] = True
+        self.callbacks[i] = on_done
+        self.n_active += 1
+        self.flows_started += 1
+        self._request_solve()
+
+    def _later(self, delay: float, fn: Callable[[], None]) -> None:
+        ev = self.env.timeout(delay)
+        ev.callbacks.append(lambda _e: fn())
+
+    def _request_solve(self) -> None:
+        if not self.pending:
+            self.pending = True
+            ev = self.env.timeout(0)
+            ev.callbacks.append(self._solve_now)
+
+    def _advance(self) -> None:
+        dt = self.env.now - self.last_t
+        if dt > 0 and self.n_active:
+            idx = np.flatnonzero(self.active)
+            moved = self.rate[idx] * dt
+            self.remaining[idx] -= moved
+            self.link_bytes += np.bincount(self.paths[idx].ravel(), weights=np.repeat(moved * self.weight[idx], self.H),
+                                           minlength=self.L)
+        self.last_t = self.env.now
+
+    def _solve_now(self, _ev=None) -> None:
+        self.pending = False
+        self._advance()
+        idx = np.flatnonzero(self.active)
+        if idx.size:
+            left = self.remaining[idx]
+            done = (left <= np.maximum(self.rate[idx], 1.0) * DONE_TIME) | (left <= 1e-9 * self.size[idx])
+            for i in idx[done]:
+                self.active[i] = False
+                self.n_active -= 1
+                self.free.append(int(i))
+                cb, self.callbacks[i] = self.callbacks[i], None
+                self._later(self.delay[i], cb)
+            idx = idx[~done]
+        self.gen += 1
+        if idx.size:
+            self.rate[idx] = max_min_rates(self.paths[idx], self.capacity, self.caps[idx], self.weight[idx])
+            self.solves += 1
+            eta = (self.remaining[idx] / self.rate[idx]).min()
+            gen = self.gen
+            ev = self.env.timeout(max(eta, 0.0))
+            ev.callbacks.append(lambda _e, g=gen: self._timer(g))
+        for fn in self.listeners:
+            fn(self.env.now)
+
+    def _timer(self, gen: int) -> None:
+        if gen == self.gen:
+            self._solve_now()
+
+    def utilisation(self, duration: float) -> np.ndarray:
+        """Mean utilisation of every link over `duration` seconds."""
+        self._advance()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            u = self.link_bytes / (self.capacity * duration)
+        u[~np.isfinite(u)] = 0.0
+        return u

@@ -1,0 +1,179 @@
+"""A topology compiled to arrays, with up/down ECMP routing hashed as switches do.
+
+Directed links get indices (capacity, latency, kind, tier); the last index is a dummy link of
+infinite capacity used to pad paths for the max-min solver. Paths are min-hop up/down paths
+(SimAI's BFS routes; hosts never transit; an intra-server pair always goes through its
+NVSwitch). At every switch with several equal next hops, one is chosen per flow by
+MurmurHash3_x86_32 over [sip, dip, sport | dport << 16] seeded with the switch id, the
+next hops in ascending id order (reference/simai_ns3_semantics.md section 1).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+import mmh3
+import numpy as np
+
+from netsim.network.topology import Topology
+
+DPORT = 100
+
+
+def node_ip(n: int) -> int:
+    return 0x0B000001 + ((n // 256) << 16) + ((n % 256) << 8)
+
+
+def ecmp_hash(sip: int, dip: int, word3: int, seed: int) -> int:
+    return mmh3.hash(struct.pack("<III", sip, dip, word3 & 0xFFFFFFFF), seed, signed=False)
+
+
+@dataclass
+class CompiledNetwork:
+    topo: Topology
+    capacity: np.ndarray  # [L + 1] bytes/s, last = inf
+    latency: np.ndarray  # [L + 1] seconds, last = 0
+    kind: list[str]  # per link: nvlink, nic, pcie, fabric
+    tier_name: list[str]  # per link: a label for utilisation reports
+    link_of: dict[tuple[int, int], int]
+    ends: list[tuple[int, int]]
+    spray: bool = False
+    _up: dict[int, list[int]] = field(default_factory=dict)
+    _down: dict[int, list[int]] = field(default_factory=dict)
+    _below: dict[int, frozenset] = field(default_factory=dict)
+    _leaves_of: dict[int, frozenset] = field(default_factory=dict)
+    _nvswitch_of: dict[int, int] = field(default_factory=dict)
+    _cache: dict = field(default_factory=dict)
+
+    @property
+    def dummy(self) -> int:
+        return self.capacity.shape[0] - 1
+
+    # ---- routing -------------------------------------------------------------------------
+    def route(self, src: int, dst: int, word3: int) -> tuple[int, ...]:
+        """Link indices from GPU src to GPU dst for a flow whose third hash word is word3."""
+        key = (src, dst, word3)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        nodes = self._route_nodes(src, dst, word3)
+        links = tuple(self.link_of[(a, b)] for a, b in zip(nodes, nodes[1:]))
+        self._cache[key] = links
+        return links
+
+    def data_route(self, src: int, dst: int, sport: int) -> tuple[int, ...]:
+        return self.route(src, dst, sport | (DPORT << 16))
+
+    def ack_route(self, src: int, dst: int, sport: int) -> tuple[int, ...]:
+        """The ACK path of a src->dst flow: receiver to sender, ports swapped (not the reverse path)."""
+        return self.route(dst, src, DPORT | (sport << 16))
+
+    def _route_nodes(self, src: int, dst: int, word3: int) -> list[int]:
+        if src == dst:
+            return [src]
+        nvs = self._nvswitch_of.get(src)
+        if nvs is not None and nvs == self._nvswitch_of.get(dst):
+            return [src, nvs, dst]
+        sip, dip = node_ip(src), node_ip(dst)
+        targets = self._leaves_of[dst]
+        path = [src]
+        u = src
+        for _ in range(64):
+            if u in targets:
+                # Down to the destination (directly, or through its NIC node).
+                nxt = [v for v in self._down_hosts(u) if v == dst or dst in self._host_gpus(v)]
+                v = self._pick(nxt, u, sip, dip, word3)
+                path.append(v)
+                if v != dst:
+                    path.append(dst)
+                return path
+            down = [c for c in self._down.get(u, ()) if self._below[c] & targets]
+            cands = down if down else self._up[u]
+            v = self._pick(cands, u, sip, dip, word3)
+            path.append(v)
+            u = v
+        raise RuntimeError(f"no route from {src} to {dst}")
+
+    def _pick(self, cands: list[int], at: int, sip: int, dip: int, word3: int) -> int:
+        if len(cands) == 1:
+            return cands[0]
+        return cands[ecmp_hash(sip, dip, word3, at) % len(cands)]
+
+    def _down_hosts(self, leaf: int) -> list[int]:
+        g = self.topo.graph
+        return sorted(v for v in g.neighbors(leaf) if v not in self.topo.switch_tiers)
+
+    def _host_gpus(self, v: int) -> set[int]:
+        g = self.topo.graph
+        if g.nodes[v].get("kind") == "nic":
+            return {u for u in g.neighbors(v) if g.nodes[u].get("kind") == "gpu"}
+        return set()
+
+    def all_routes(self, src: int, dst: int) -> list[tuple[int, ...]]:
+        """Every min-hop up/down path (for packet spraying): enumerate choices at each hop."""
+        out = []
+        for k in range(4096):
+            r = self.route(src, dst, 0x5A5A0000 + k)
+            if r not in out:
+                out.append(r)
+        return out
+
+    def path_latency(self, links: tuple[int, ...]) -> float:
+        return float(self.latency[list(links)].sum()) if links else 0.0
+
+
+def compile_network(topo: Topology) -> CompiledNetwork:
+    if "compiled" in topo.cache:
+        return topo.cache["compiled"]
+    g = topo.graph
+    tiers = topo.switch_tiers
+    caps, lats, kinds, tnames, ends = [], [], [], [], []
+    link_of: dict[tuple[int, int], int] = {}
+    for u, v, d in sorted(g.edges(data=True)):
+        for a, b in ((u, v), (v, u)):
+            link_of[(a, b)] = len(caps)
+            caps.append(d["bandwidth"])
+            lats.append(d["latency"])
+            kinds.append(d.get("kind", "fabric"))
+            tnames.append(_tier_label(topo, a, b, d.get("kind", "fabric")))
+            ends.append((a, b))
+    net = CompiledNetwork(topo=topo, capacity=np.array(caps + [np.inf]), latency=np.array(lats + [0.0]),
+                          kind=kinds, tier_name=tnames, link_of=link_of, ends=ends)
+    # Up neighbours: GPU -> its NIC node(s) or leaf; NIC -> leaf; switch tier k -> tier k+1.
+    for n, data in g.nodes(data=True):
+        k = data.get("kind")
+        if k == "gpu":
+            net._up[n] = sorted(v for v in g.neighbors(n) if v in tiers or g.nodes[v].get("kind") == "nic")
+            for v in g.neighbors(n):
+                if g.nodes[v].get("kind") == "nvswitch" and sum(1 for _ in g.neighbors(v)) > 1:
+                    net._nvswitch_of[n] = v
+        elif k == "nic":
+            net._up[n] = sorted(v for v in g.neighbors(n) if v in tiers)
+        elif n in tiers:
+            net._up[n] = sorted(v for v in g.neighbors(n) if tiers.get(v, -1) == tiers[n] + 1)
+            net._down[n] = sorted(v for v in g.neighbors(n) if tiers.get(v, 99) == tiers[n] - 1)
+    for s in sorted(tiers, key=lambda s: tiers[s]):
+        net._below[s] = frozenset([s]) if tiers[s] == 0 else frozenset().union(*(net._below[c] for c in net._down[s]))
+    for n, data in g.nodes(data=True):
+        if data.get("kind") == "gpu":
+            leaves = set()
+            for v in net._up.get(n, ()):
+                if v in tiers:
+                    leaves.add(v)
+                else:
+                    leaves.update(w for w in net._up.get(v, ()))
+            net._leaves_of[n] = frozenset(leaves)
+    topo.cache["compiled"] = net
+    return net
+
+
+def _tier_label(topo: Topology, a: int, b: int, kind: str) -> str:
+    if kind in ("nvlink", "pcie"):
+        return kind
+    ta, tb = topo.switch_tiers.get(a), topo.switch_tiers.get(b)
+    if ta is None or tb is None:
+        return "host-leaf"
+    lo, hi = sorted((ta, tb))
+    names = {0: "leaf", 1: "spine" if max(topo.switch_tiers.values()) == 1 else "agg", 2: "core"}
+    return f"{names.get(lo, lo)}-{names.get(hi, hi)}"
