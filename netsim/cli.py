@@ -50,7 +50,13 @@ def _parallel_options(f):
 @click.argument("topology", type=click.Path(dir_okay=False))
 @click.option("--model", help="model preset (7B, 13B, 22B, 70B, 175B, 405B, or a name) or a model YAML")
 @click.option("--workload", type=click.Path(dir_okay=False), help="a SimAI/AICB workload file")
-@click.option("--backend", default="analytical", show_default=True, help="simulation backend")
+@click.option("--backend", type=click.Choice(["flow", "analytical"]), default="flow", show_default=True,
+              help="flow: SimPy + fluid max-min network (contention, ECMP, overlap); analytical: closed forms")
+@click.option("--network", type=click.Choice(["real", "ideal"]), default="real", show_default=True,
+              help="ideal: infinite bandwidth and zero latency, to isolate compute and the pipeline bubble")
+@click.option("--fidelity", type=click.Choice(["macro", "chunked"]), default="macro", show_default=True,
+              help="flow backend: one flow per ring edge, or every ring step")
+@click.option("--schedule", type=click.Choice(["1f1b", "gpipe"]), default=None, help="pipeline schedule")
 @click.option("--mode", type=click.Choice(["physical", "simai"]), default="physical", show_default=True,
               help="analytical backend: physically sound, or SimAI-Analytical compatible")
 @click.option("--bandwidth", help='override the NIC line rate, e.g. "100 Gbps"')
@@ -59,14 +65,16 @@ def _parallel_options(f):
 @click.option("--out", type=click.Path(file_okay=False),
               help="also write EndToEnd.csv, result.json, breakdown.png and timeline.png here")
 @click.option("--trace", type=click.Path(dir_okay=False), help="write a Chrome/Perfetto trace (JSON)")
-def run(topology, model, workload, backend, mode, bandwidth, tp, pp, dp, gbs, mbs, seq, sp, as_json, out, trace):
+def run(topology, model, workload, backend, network, fidelity, schedule, mode, bandwidth, tp, pp, dp, gbs, mbs, seq, sp,
+        as_json, out, trace):
     """Simulate one training iteration on TOPOLOGY and print its time breakdown."""
     from netsim.report.simai_csv import format_endtoend_csv
     from netsim.report.tables import breakdown_table, print_table
     from netsim.simulate import RunSpec, run as run_sim
 
     spec = RunSpec(topology=topology, model=model, workload=workload, backend=backend, mode=mode,
-                   bandwidth=bandwidth, tp=tp, pp=pp, dp=dp, gbs=gbs, mbs=mbs, seq=seq, sp=sp)
+                   bandwidth=bandwidth, tp=tp, pp=pp, dp=dp, gbs=gbs, mbs=mbs, seq=seq, sp=sp, network=network,
+                   fidelity=fidelity, schedule=schedule)
     res = run_sim(spec)
     payload = res.to_dict()
     if out:
@@ -92,6 +100,11 @@ def run(topology, model, workload, backend, mode, bandwidth, tp, pp, dp, gbs, mb
              f"TP{par.get('tp')} PP{par.get('pp')} DP{par.get('dp')}, {par.get('microbatches')} micro-batches; "
              f"{backend} backend, {mode} mode")
     print_table(breakdown_table(res.breakdown, title))
+    links = payload.get("link_utilization")
+    if links:
+        from netsim.report.tables import utilisation_table
+
+        print_table(utilisation_table(links, payload.get("busiest_links", [])))
     if out:
         click.echo(f"wrote EndToEnd.csv, result.json and figures to {out}")
     if trace:

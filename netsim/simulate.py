@@ -18,7 +18,7 @@ from netsim.workload.parallel import resolve_parallelism
 from netsim.workload.rows import Workload
 from netsim.workload.simai_file import read_simai_workload
 
-BACKENDS = ("analytical",)
+BACKENDS = ("flow", "analytical")
 MODES = ("physical", "simai")
 
 
@@ -29,8 +29,10 @@ class RunSpec:
     topology: str
     model: str | None = None
     workload: str | None = None
-    backend: str = "analytical"
+    backend: str = "flow"
     mode: str = "physical"
+    network: str = "real"  # "ideal": infinite bandwidth, zero latency (flow backend)
+    fidelity: str = "macro"
     bandwidth: str | None = None
     tp: int | None = None
     pp: int | None = None
@@ -39,6 +41,7 @@ class RunSpec:
     mbs: int | None = None
     seq: int | None = None
     sp: bool | None = None
+    schedule: str | None = None
 
 
 @dataclass
@@ -79,12 +82,18 @@ def run(spec: RunSpec) -> RunResult:
     if spec.backend not in BACKENDS:
         raise InputError(f"unknown backend {spec.backend!r}; expected one of {', '.join(BACKENDS)}",
                          field="--backend")
+    if spec.network not in ("real", "ideal"):
+        raise InputError(f"unknown network {spec.network!r}; expected real or ideal", field="--network")
+    if spec.backend == "flow" and spec.mode == "simai":
+        raise InputError("--mode simai is a mode of the analytical backend; add --backend analytical",
+                         field="--mode")
     if spec.mode not in MODES:
         raise InputError(f"unknown mode {spec.mode!r}; expected one of {', '.join(MODES)}", field="--mode")
     if (spec.model is None) == (spec.workload is None):
         raise InputError("give exactly one of --model NAME or --workload FILE", field="--model/--workload")
     topo = load_run_topology(spec)
-    config: dict = {"topology": topo.summary(), "backend": spec.backend, "mode": spec.mode}
+    config: dict = {"topology": topo.summary(), "backend": spec.backend, "mode": spec.mode,
+                    "network": spec.network}
     if spec.workload:
         w = read_simai_workload(spec.workload)
         if topo.num_gpus % (w.tp * w.pp):
@@ -95,11 +104,12 @@ def run(spec: RunSpec) -> RunResult:
         config["parallelism"] = {"tp": w.tp, "pp": w.pp, "dp": dp, "ep": w.ep, "microbatches": w.ga}
         stages, rep = [w] * w.pp, w.pp - 1
         name = Path(spec.workload).stem
+        par = None
     else:
         model = resolve_model(spec.model)
         par = resolve_parallelism(model, topo.num_gpus, {
             "tp": spec.tp, "pp": spec.pp, "dp": spec.dp, "gbs": spec.gbs, "mbs": spec.mbs,
-            "seq": spec.seq, "sp": spec.sp})
+            "seq": spec.seq, "sp": spec.sp, "schedule": spec.schedule})
         gpu = gpu_compute(topo.gpu)
         config["model"] = model.model_dump(exclude={"parallelism", "aliases", "description", "source"})
         config["parallelism"] = par.to_dict()
@@ -116,7 +126,16 @@ def run(spec: RunSpec) -> RunResult:
             stages = sw.stages
             config["workload"] = {"generator": "netsim-megatron", "rows": len(w.rows),
                                   "representative_stage": rep}
-    if spec.mode == "simai":
+    if spec.backend == "flow":
+        from netsim.engine import flow
+
+        ideal = spec.network == "ideal"
+        if spec.workload:
+            bd = flow.simulate_rows(w, topo, ideal=ideal, fidelity=spec.fidelity)
+        else:
+            bd = flow.simulate_pipeline([s.meta["program"] for s in stages], topo, par, ideal=ideal,
+                                        fidelity=spec.fidelity, schedule=par.schedule)
+    elif spec.mode == "simai":
         flags = simai_flags_for(topo)
         config["simai_flags"] = asdict(flags)
         bd = simai_analytical.simulate(w, flags)

@@ -10,7 +10,10 @@ from __future__ import annotations
 from collections import Counter
 
 
-def ring_channels(ranks: list[int], gpus_per_server: int) -> list[list[int]]:
+def ring_channels(ranks: list[int], gpus_per_server: int, style: str = "nccl") -> list[list[int]]:
+    """Rings of a group. style "simai": SimAI's order; "nccl": every other server's local order
+    reversed, so each inter-server hop joins GPUs of the same local index (the same NIC rail),
+    as NCCL's rail-aware ring search (with PXN) achieves on rail-optimized fabrics."""
     r = sorted(ranks)
     servers = Counter(x // gpus_per_server for x in r)
     nlocal = max(servers.values())
@@ -22,7 +25,10 @@ def ring_channels(ranks: list[int], gpus_per_server: int) -> list[list[int]]:
     rings = []
     for c in range(nlocal):
         pattern = local[c:] + local[:c]
-        ring = [x + s * delta for s in range(nnodes) for x in pattern]
+        if style == "nccl":
+            ring = [x + s * delta for s in range(nnodes) for x in (pattern if s % 2 == 0 else pattern[::-1])]
+        else:
+            ring = [x + s * delta for s in range(nnodes) for x in pattern]
         if sorted(ring) != r:  # irregular spacing: fall back to the sorted order, rotated
             ring = r[c:] + r[:c]
         rings.append(ring)

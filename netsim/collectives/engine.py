@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Callable
 
+import numpy as np
+
 from netsim.collectives.algorithms import double_binary_tree, ring_channels, server_groups, tree_depth
 from netsim.collectives.closed_form import ALLGATHER, ALLREDUCE, ALLTOALL, REDUCESCATTER, SENDRECV
 from netsim.network.fluid import FluidNetwork
@@ -40,7 +42,8 @@ class Join:
 
 class CollectiveEngine:
     def __init__(self, env, fluid: FluidNetwork, net: CompiledNetwork, alpha: float, fidelity: str = "macro",
-                 ideal: bool = False, spray: bool = False):
+                 ideal: bool = False, spray: bool = False, ring_style: str = "nccl", nvlink_closed_form: bool = True,
+                 port_policy: str = "connection"):
         self.env, self.fluid, self.net = env, fluid, net
         self.alpha = alpha
         self.fidelity = fidelity
@@ -49,6 +52,17 @@ class CollectiveEngine:
         self.ports: dict[tuple[int, int], int] = defaultdict(lambda: 10000)
         self.gps = net.topo.gpus_per_server
         self.flow_hook: Callable | None = None  # compression stages wrap transfers here
+        self.ring_style = ring_style
+        # "connection": a ring edge / p2p pair keeps its QP (and so its ECMP path) for the run, as
+        # NCCL keeps connections per communicator; "flow": every flow takes a new source port, as
+        # SimAI's ns-3 backend does.
+        self.port_policy = port_policy
+        self.conn_ports: dict[tuple, int] = {}
+        self._plans: dict = {}
+        # Collectives whose every group sits inside one NVLink domain are priced in closed form:
+        # NVSwitch is non-blocking and carries no other group's traffic at that moment.
+        self.nvlink_closed_form = nvlink_closed_form and net.topo.nvlink_bandwidth is not None
+        self.closed_form_count = 0
 
     # ---- primitives ------------------------------------------------------------------------
     def next_port(self, src: int, dst: int) -> int:
@@ -56,12 +70,19 @@ class CollectiveEngine:
         self.ports[(src, dst)] = (p + 1) & 0xFFFF
         return p
 
-    def send(self, src: int, dst: int, size: float, on_done: Callable[[], None], traffic: str = "default") -> None:
+    def send(self, src: int, dst: int, size: float, on_done: Callable[[], None], traffic: str = "default",
+             conn=None) -> None:
         """One point-to-point transfer; on_done when the last byte has arrived."""
         if self.ideal or src == dst or size <= 0:
             self._after(0.0, on_done)
             return
-        sport = self.next_port(src, dst)
+        if self.port_policy == "connection":
+            key = (src, dst, conn)
+            sport = self.conn_ports.get(key)
+            if sport is None:
+                sport = self.conn_ports[key] = self.next_port(src, dst)
+        else:
+            sport = self.next_port(src, dst)
         if self.spray:
             routes = self.net.all_routes(src, dst)
             j = Join(len(routes), on_done)
@@ -95,9 +116,30 @@ class CollectiveEngine:
         if self.ideal:
             self._after(0.0, on_done)
             return
+        if self.nvlink_closed_form and op != SENDRECV and self._all_intra_server(groups) and self.flow_hook is None:
+            self._after(self._nvlink_time(op, len(groups[0]), size), on_done)
+            return
+        batchable = not self.spray and self.flow_hook is None
+        if op in (ALLREDUCE, ALLGATHER, REDUCESCATTER) and algo in ("ring", "auto") and self.fidelity == "macro" \
+                and batchable:
+            self._ring_batch(op, groups, size, on_done)
+            return
+        if op == SENDRECV and batchable:
+            self._p2p_batch(groups, size, on_done)
+            return
         join = Join(len(groups), on_done)
         for g in groups:
             self._one(op, g, size, join, algo, traffic)
+
+    def _all_intra_server(self, groups) -> bool:
+        g = self.gps
+        return all(len({r // g for r in grp}) == 1 for grp in groups)
+
+    def _nvlink_time(self, op: str, n: int, size: float) -> float:
+        from netsim.collectives.closed_form import collective_time
+
+        topo = self.net.topo
+        return collective_time(op, n, size, topo.nvlink_bandwidth, self.alpha + 2 * topo.nvlink_latency)
 
     def _one(self, op, ranks, size, done, algo, traffic):
         if op == SENDRECV:
@@ -119,7 +161,7 @@ class CollectiveEngine:
 
     def _ring(self, op, ranks, size, done, traffic):
         n = len(ranks)
-        rings = ring_channels(ranks, self.gps)
+        rings = ring_channels(ranks, self.gps, self.ring_style)
         R = len(rings)
         steps = 2 * (n - 1) if op == ALLREDUCE else n - 1
         if self.fidelity == "chunked":
@@ -132,9 +174,62 @@ class CollectiveEngine:
         # latency; the slowest flow's own propagation is already in its completion.
         tail = max(0.0, steps * (self.alpha + sum(lats) / len(lats)) - max(lats))
         join = Join(n * R, lambda: self._after(tail, done))
-        for ring in rings:
+        for c, ring in enumerate(rings):
             for a, b in zip(ring, ring[1:] + ring[:1]):
-                self.send(a, b, per_edge, join, traffic)
+                self.send(a, b, per_edge, join, traffic, conn=c)
+
+    def _ring_batch(self, op, groups, size, done):
+        """Macro-flow rings of every group as one batch of flows (paths cached per communicator)."""
+        key = ("ring", tuple(tuple(g) for g in groups))
+        plan = self._plans.get(key)
+        if plan is None:
+            rows, fracs, tails_lat = [], [], []
+            H = self.fluid.H
+            for g in groups:
+                rings = ring_channels(g, self.gps, self.ring_style)
+                lats = []
+                for c, ring in enumerate(rings):
+                    for a, b in zip(ring, ring[1:] + ring[:1]):
+                        links = self._conn_route(a, b, c)
+                        row = [self.fluid.L - 1] * H
+                        row[: len(links)] = links
+                        rows.append(row)
+                        fracs.append(1.0 / len(rings))
+                        lats.append(self.net.path_latency(links))
+                tails_lat.append((sum(lats) / len(lats), max(lats)))
+            plan = (np.array(rows, dtype=np.int64), np.array(fracs), tails_lat, len(groups[0]))
+            self._plans[key] = plan
+        paths, fracs, tails_lat, n = plan
+        steps = 2 * (n - 1) if op == ALLREDUCE else n - 1
+        factor = 2 * (n - 1) / n if op == ALLREDUCE else (n - 1) / n
+        mean_lat = max(m for m, _x in tails_lat)
+        max_lat = max(x for _m, x in tails_lat)
+        tail = max(0.0, steps * (self.alpha + mean_lat) - max_lat)
+        self.fluid.start_batch(paths, fracs * size * factor, done, delay=max_lat + tail)
+
+    def _p2p_batch(self, pairs, size, done):
+        key = ("p2p", tuple(tuple(p) for p in pairs))
+        plan = self._plans.get(key)
+        if plan is None:
+            H = self.fluid.H
+            rows, lats = [], []
+            for a, b in pairs:
+                links = self._conn_route(a, b, "p2p")
+                rows.append(list(links) + [self.fluid.L - 1] * (H - len(links)))
+                lats.append(self.net.path_latency(links))
+            plan = self._plans[key] = (np.array(rows, dtype=np.int64), max(lats))
+        paths, lat = plan
+        sizes = np.full(paths.shape[0], float(size))
+        self._after(self.alpha, lambda: self.fluid.start_batch(paths, sizes, done, delay=lat))
+
+    def _conn_route(self, src: int, dst: int, conn) -> tuple[int, ...]:
+        key = (src, dst, conn)
+        sport = self.conn_ports.get(key)
+        if sport is None or self.port_policy != "connection":
+            sport = self.next_port(src, dst)
+            if self.port_policy == "connection":
+                self.conn_ports[key] = sport
+        return self.net.data_route(src, dst, sport)
 
     def _ring_chunked(self, rings, steps, chunk, done, traffic):
         join = Join(sum(len(r) for r in rings), done)
@@ -143,11 +238,12 @@ class CollectiveEngine:
             nxt = {ring[i]: ring[(i + 1) % n] for i in range(n)}
             # arrived[r][k]: rank r has received step k from its predecessor.
 
-            def step(r: int, k: int, nxt=nxt) -> None:
+            def step(r: int, k: int, nxt=nxt, c=len(rings)) -> None:
                 if k == steps:
                     join()
                     return
-                self._after(self.alpha, lambda: self.send(r, nxt[r], chunk, lambda: step(nxt[r], k + 1), traffic))
+                self._after(self.alpha, lambda: self.send(r, nxt[r], chunk, lambda: step(nxt[r], k + 1), traffic,
+                                                          conn=c))
 
             # Each rank's step 0 starts at once; step k+1 of rank r is sent by r after receiving
             # step k, i.e. the chain is driven by arrivals. A rank finishes after its last receive.

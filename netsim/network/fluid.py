@@ -30,7 +30,6 @@ class FluidNetwork:
         self._grow(256)
         self.n_active = 0
         self.free: list[int] = list(range(255, -1, -1))
-        self.callbacks: list[Callable | None] = [None] * 256
         self.last_t = 0.0
         self.pending = False
         self.gen = 0
@@ -38,20 +37,26 @@ class FluidNetwork:
         self.solves = 0
         self.flows_started = 0
         self.listeners: list[Callable[[float], None]] = []  # observers of every re-solve (background traffic)
+        # A batch is flows that report once, when the last of them has drained: [left, callback, delay].
+        self.batches: dict[int, list] = {}
+        self.next_batch = 0
 
     def _grow(self, n: int) -> None:
         old = getattr(self, "paths", None)
         k = 0 if old is None else old.shape[0]
         paths = np.full((n, self.H), self.L - 1, dtype=np.int64)
-        arrays = {name: np.zeros(n) for name in ("remaining", "rate", "size", "delay")}
+        arrays = {name: np.zeros(n) for name in ("remaining", "rate", "size")}
         caps = np.full(n, np.inf)
         weight = np.ones(n)
         active = np.zeros(n, dtype=bool)
+        batch = np.full(n, -1, dtype=np.int64)
         if old is not None:
             paths[:k] = self.paths
             for name in arrays:
                 arrays[name][:k] = getattr(self, name)
             caps[:k], weight[:k], active[:k] = self.caps, self.weight, self.active
+            batch[:k] = self.batch
+        self.batch = batch
         self.paths = paths
         for name, arr in arrays.items():
             setattr(self, name, arr)
@@ -67,24 +72,42 @@ class FluidNetwork:
             return
         if len(links) > self.H:
             raise ValueError(f"path of {len(links)} links exceeds {self.H}")
-        if not self.free:
+        row = np.full((1, self.H), self.L - 1, dtype=np.int64)
+        row[0, : len(links)] = links
+        self.start_batch(row, np.array([float(size)]), on_done, delay, caps=np.array([cap]),
+                         weights=np.array([weight]))
+
+    def start_batch(self, paths: np.ndarray, sizes: np.ndarray, on_done: Callable[[], None], delay: float,
+                    caps: np.ndarray | None = None, weights: np.ndarray | None = None) -> None:
+        """Start flows (rows of `paths`, padded with the dummy link) that report together: on_done
+        fires `delay` seconds after the last of them drains."""
+        keep = sizes > 0
+        if not keep.all():
+            paths, sizes = paths[keep], sizes[keep]
+            caps = caps[keep] if caps is not None else None
+            weights = weights[keep] if weights is not None else None
+        B = sizes.shape[0]
+        if B == 0:
+            self._later(delay, on_done)
+            return
+        while len(self.free) < B:
             n = self.paths.shape[0]
             self._grow(2 * n)
-            self.callbacks.extend([None] * n)
             self.free.extend(range(2 * n - 1, n - 1, -1))
         self._advance()
-        i = self.free.pop()
-        self.paths[i, :] = self.L - 1
-        self.paths[i, : len(links)] = links
-        self.remaining[i] = size
-        self.size[i] = size
-        self.caps[i] = cap
-        self.weight[i] = weight
-        self.delay[i] = delay
-        self.active[i] = True
-        self.callbacks[i] = on_done
-        self.n_active += 1
-        self.flows_started += 1
+        slots = np.array([self.free.pop() for _ in range(B)], dtype=np.int64)
+        self.paths[slots] = paths
+        self.remaining[slots] = sizes
+        self.size[slots] = sizes
+        self.caps[slots] = np.inf if caps is None else caps
+        self.weight[slots] = 1.0 if weights is None else weights
+        self.active[slots] = True
+        bid = self.next_batch
+        self.next_batch += 1
+        self.batch[slots] = bid
+        self.batches[bid] = [B, on_done, delay]
+        self.n_active += B
+        self.flows_started += B
         self._request_solve()
 
     def _later(self, delay: float, fn: Callable[[], None]) -> None:
@@ -114,12 +137,18 @@ class FluidNetwork:
         if idx.size:
             left = self.remaining[idx]
             done = (left <= np.maximum(self.rate[idx], 1.0) * DONE_TIME) | (left <= 1e-9 * self.size[idx])
-            for i in idx[done]:
-                self.active[i] = False
-                self.n_active -= 1
-                self.free.append(int(i))
-                cb, self.callbacks[i] = self.callbacks[i], None
-                self._later(self.delay[i], cb)
+            if done.any():
+                fin = idx[done]
+                self.active[fin] = False
+                self.n_active -= fin.size
+                self.free.extend(fin.tolist())
+                bids, counts = np.unique(self.batch[fin], return_counts=True)
+                for b, c in zip(bids.tolist(), counts.tolist()):
+                    entry = self.batches[b]
+                    entry[0] -= c
+                    if entry[0] == 0:
+                        del self.batches[b]
+                        self._later(entry[2], entry[1])
             idx = idx[~done]
         self.gen += 1
         if idx.size:

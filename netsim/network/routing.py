@@ -44,6 +44,8 @@ class CompiledNetwork:
     _below: dict[int, frozenset] = field(default_factory=dict)
     _leaves_of: dict[int, frozenset] = field(default_factory=dict)
     _nvswitch_of: dict[int, int] = field(default_factory=dict)
+    _port_of: dict[int, int] = field(default_factory=dict)  # GPU -> the node its leaf links to
+    _down_to: dict[int, dict[int, list[int]]] = field(default_factory=dict)  # switch -> leaf -> children
     _cache: dict = field(default_factory=dict)
 
     @property
@@ -77,18 +79,28 @@ class CompiledNetwork:
             return [src, nvs, dst]
         sip, dip = node_ip(src), node_ip(dst)
         targets = self._leaves_of[dst]
+        single = next(iter(targets)) if len(targets) == 1 else None
+        port = self._port_of.get(dst)
         path = [src]
         u = src
         for _ in range(64):
             if u in targets:
                 # Down to the destination (directly, or through its NIC node).
+                if port is not None:
+                    path.append(port)
+                    if port != dst:
+                        path.append(dst)
+                    return path
                 nxt = [v for v in self._down_hosts(u) if v == dst or dst in self._host_gpus(v)]
                 v = self._pick(nxt, u, sip, dip, word3)
                 path.append(v)
                 if v != dst:
                     path.append(dst)
                 return path
-            down = [c for c in self._down.get(u, ()) if self._below[c] & targets]
+            if single is not None:
+                down = self._down_to.get(u, {}).get(single, ())
+            else:
+                down = [c for c in self._down.get(u, ()) if self._below[c] & targets]
             cands = down if down else self._up[u]
             v = self._pick(cands, u, sip, dip, word3)
             path.append(v)
@@ -164,6 +176,16 @@ def compile_network(topo: Topology) -> CompiledNetwork:
                 else:
                     leaves.update(w for w in net._up.get(v, ()))
             net._leaves_of[n] = frozenset(leaves)
+            ports = [v for v in g.neighbors(n) if v in tiers] + \
+                    [v for v in g.neighbors(n) if g.nodes[v].get("kind") == "nic"]
+            if len(ports) == 1:
+                net._port_of[n] = ports[0] if ports[0] not in tiers else n
+    for s in tiers:
+        table: dict[int, list[int]] = {}
+        for c in net._down.get(s, ()):
+            for leaf in net._below[c]:
+                table.setdefault(leaf, []).append(c)
+        net._down_to[s] = table
     topo.cache["compiled"] = net
     return net
 

@@ -42,3 +42,15 @@ def print_table(table: Table) -> None:
     # Off a terminal (pipes, files, tests) rich would squeeze tables into 80 columns.
     width = None if sys.stdout.isatty() else 200
     Console(soft_wrap=True, width=width).print(table)
+
+
+def utilisation_table(util: dict, busiest: list) -> Table:
+    t = Table(title="link utilisation over the iteration", title_justify="left")
+    t.add_column("tier")
+    t.add_column("mean", justify="right")
+    t.add_column("max", justify="right")
+    for tier, v in util.items():
+        t.add_row(tier, f"{100 * v['mean']:.1f}%", f"{100 * v['max']:.1f}%")
+    if busiest:
+        t.caption = "busiest: " + ", ".join(f"{b['link']} ({b['tier']}) {100 * b['utilization']:.0f}%" for b in busiest)
+    return t

@@ -35,6 +35,18 @@ class StageShape:
     last: bool
 
 
+@dataclass(frozen=True)
+class StageProgram:
+    """One stage as the flow backend runs it: a micro-batch's rows, then the optimizer."""
+
+    body: list[Row]
+    buckets: dict[int, int]  # body row -> DP gradient bytes issued after its last backward
+    grad_op: str
+    optimizer_ns: int
+    param_allgather_bytes: int
+    pp_bytes: int
+
+
 @dataclass
 class StagedWorkload:
     """One Workload per pipeline stage (stages with equal shape share one object)."""
@@ -174,29 +186,34 @@ def _build_stage(model: ModelConfig, par: Parallelism, gpu: GpuCompute, shape: S
         return out
 
     body = micro_batch()
+    body_rows = [r for r, _p in body]
     total_params = stage_params(model, par, shape)
     bucket = max(40_000_000, 1_000_000 * par.dp)
     grad_op = "REDUCESCATTER" if par.distributed_optimizer else "ALLREDUCE"
     # SimAI-layout backward runs rows last -> first, so micro-batch 0's copy finishes last: its
     # rows carry the DP gradient buckets, filled in backward order.
     first_mb: list[Row] = []
+    buckets: dict[int, int] = {}  # body row index -> gradient bytes reduced after its backward
     pending = 0
-    for row, params in reversed(body):
+    for i in range(len(body) - 1, -1, -1):
+        row, params = body[i]
         pending += params
         if par.dp > 1 and pending >= bucket:
             row = _with_wg(row, grad_op, 4 * pending)
+            buckets[i] = 4 * pending
             pending = 0
         first_mb.append(row)
     first_mb.reverse()
     if par.dp > 1 and pending:
         first_mb[0] = _with_wg(first_mb[0], grad_op, 4 * pending)
+        buckets[0] = buckets.get(0, 0) + 4 * pending
     shard = total_params / par.dp if par.distributed_optimizer else total_params
     rows: list[Row] = []
     if par.dp > 1 and par.distributed_optimizer:
         rows.append(Row("param_allgather", 1, "NONE", 0, 1, "NONE", 0, 1, "ALLGATHER", 2 * total_params,
                         wg_class=PARAMETER))
-    rows.append(Row("optimizer_step", 1, "NONE", 0, _ns(gpu.memory_s(shard * ADAM_BYTES_PER_PARAM)), "NONE", 0,
-                    1, "NONE", 0, barrier=True))
+    optimizer_ns = _ns(gpu.memory_s(shard * ADAM_BYTES_PER_PARAM))
+    rows.append(Row("optimizer_step", 1, "NONE", 0, optimizer_ns, "NONE", 0, 1, "NONE", 0, barrier=True))
     rows.extend(first_mb)
     for _ in range(m - 1):
         rows.extend(r for r, _p in body)
@@ -204,7 +221,13 @@ def _build_stage(model: ModelConfig, par: Parallelism, gpu: GpuCompute, shape: S
     return Workload(tp=t, ep=par.ep, pp=par.pp, vpp=shape.layers, ga=m, all_gpus=par.world, pp_comm=pp_comm,
                     rows=rows, source="megatron",
                     meta={"generator": "netsim-megatron", "model": model.name, "params_per_rank": total_params,
-                          "stage_layers": shape.layers, "first_stage": shape.first, "last_stage": shape.last})
+                          "stage_layers": shape.layers, "first_stage": shape.first, "last_stage": shape.last,
+                          # The same stage as a per-micro-batch program, for the flow backend.
+                          "program": StageProgram(body=body_rows, buckets=buckets, grad_op=grad_op,
+                                                  optimizer_ns=optimizer_ns,
+                                                  param_allgather_bytes=2 * total_params
+                                                  if (par.dp > 1 and par.distributed_optimizer) else 0,
+                                                  pp_bytes=2 * b * s * h // t if par.pp > 1 else 0)})
 
 
 def _with_wg(row: Row, op: str, nbytes: int) -> Row:
