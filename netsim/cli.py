@@ -50,8 +50,9 @@ def _parallel_options(f):
 @click.argument("topology", type=click.Path(dir_okay=False))
 @click.option("--model", help="model preset (7B, 13B, 22B, 70B, 175B, 405B, or a name) or a model YAML")
 @click.option("--workload", type=click.Path(dir_okay=False), help="a SimAI/AICB workload file")
-@click.option("--backend", type=click.Choice(["flow", "analytical"]), default="flow", show_default=True,
-              help="flow: SimPy + fluid max-min network (contention, ECMP, overlap); analytical: closed forms")
+@click.option("--backend", type=click.Choice(["flow", "analytical"]), default=None,
+              help="flow (default): SimPy + fluid max-min network (contention, ECMP, overlap); analytical: closed "
+                   "forms (the default with --mode simai)")
 @click.option("--network", type=click.Choice(["real", "ideal"]), default="real", show_default=True,
               help="ideal: infinite bandwidth and zero latency, to isolate compute and the pipeline bubble")
 @click.option("--fidelity", type=click.Choice(["macro", "chunked"]), default="macro", show_default=True,
@@ -98,7 +99,7 @@ def run(topology, model, workload, backend, network, fidelity, schedule, mode, b
     what = model or workload
     title = (f"{what} on {payload['config']['topology']['name']} ({payload['config']['topology']['gpus']} GPUs): "
              f"TP{par.get('tp')} PP{par.get('pp')} DP{par.get('dp')}, {par.get('microbatches')} micro-batches; "
-             f"{backend} backend, {mode} mode")
+             f"{payload['config']['backend']} backend, {mode} mode")
     print_table(breakdown_table(res.breakdown, title))
     links = payload.get("link_utilization")
     if links:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from netsim.engine import analytical, simai_analytical
@@ -29,7 +29,7 @@ class RunSpec:
     topology: str
     model: str | None = None
     workload: str | None = None
-    backend: str = "flow"
+    backend: str | None = None  # default: flow, or analytical when mode is "simai"
     mode: str = "physical"
     network: str = "real"  # "ideal": infinite bandwidth, zero latency (flow backend)
     fidelity: str = "macro"
@@ -79,6 +79,8 @@ def simai_flags_for(topo: Topology, gpus: int | None = None) -> simai_analytical
 
 
 def run(spec: RunSpec) -> RunResult:
+    if spec.backend is None:
+        spec = replace(spec, backend="analytical" if spec.mode == "simai" else "flow")
     if spec.backend not in BACKENDS:
         raise InputError(f"unknown backend {spec.backend!r}; expected one of {', '.join(BACKENDS)}",
                          field="--backend")

@@ -252,11 +252,34 @@ class CollectiveEngine:
 
     def _alltoall(self, ranks, size, done, traffic):
         n = len(ranks)
+        if self.flow_hook is None:
+            self._alltoall_batch(ranks, size / n, done)
+            return
         join = Join(n * (n - 1), done)
         for a in ranks:
             for b in ranks:
                 if a != b:
                     self._after(self.alpha, lambda a=a, b=b: self.send(a, b, size / n, join, traffic))
+
+    def _alltoall_batch(self, ranks, chunk, done):
+        """Direct all-to-all: n(n-1) concurrent flows (each split over every path when spraying)."""
+        key = ("a2a", tuple(ranks), self.spray)
+        plan = self._plans.get(key)
+        if plan is None:
+            H, pad = self.fluid.H, self.fluid.L - 1
+            rows, fracs, lat = [], [], 0.0
+            for a in ranks:
+                for b in ranks:
+                    if a == b:
+                        continue
+                    routes = self.net.all_routes(a, b) if self.spray else [self._conn_route(a, b, "a2a")]
+                    for links in routes:
+                        rows.append(list(links) + [pad] * (H - len(links)))
+                        fracs.append(1.0 / len(routes))
+                        lat = max(lat, self.net.path_latency(links))
+            plan = self._plans[key] = (np.array(rows, dtype=np.int64), np.array(fracs), lat)
+        paths, fracs, lat = plan
+        self._after(self.alpha, lambda: self.fluid.start_batch(paths, fracs * chunk, done, delay=lat))
 
     def _tree_allreduce(self, ranks, size, done, traffic):
         trees = double_binary_tree(ranks)

@@ -67,20 +67,33 @@ class StageStats:
     spans: list = field(default_factory=list)
 
 
-def _groups(par: Parallelism, stage: int):
+def _groups(par: Parallelism, stage: int, replicas: int):
     tp, dp = par.tp, par.dp
-    tpg = [[rank_of(t, d, stage, tp, dp) for t in range(tp)] for d in range(dp)]
+    tpg = [[rank_of(t, d, stage, tp, dp) for t in range(tp)] for d in range(replicas)]
     dpg = [[rank_of(t, d, stage, tp, dp) for d in range(dp)] for t in range(tp)]
     return tpg, dpg
 
 
+FOLD_ABOVE = 4096  # GPUs; larger clusters simulate TP and PP traffic of FOLD_REPLICAS DP replicas
+
+
 def simulate_pipeline(programs: list, topo: Topology, par: Parallelism, ideal: bool = False,
-                      fidelity: str = "macro", schedule: str = "1f1b", compression=None) -> Breakdown:
-    """One training iteration: every stage runs 1F1B (or GPipe) over the fluid network."""
+                      fidelity: str = "macro", schedule: str = "1f1b", compression=None,
+                      replicas: int | None = None) -> Breakdown:
+    """One training iteration: every stage runs 1F1B (or GPipe) over the fluid network.
+
+    `replicas`: how many DP replicas' TP and pipeline traffic to put on the network (all by
+    default up to FOLD_ABOVE GPUs, else 8). DP collectives always involve every rank. Replicas
+    are symmetric, so this is exact when their TP/PP traffic shares no link with another
+    replica's, and otherwise leaves out some contention on shared fabric links.
+    """
     env, net, fluid, coll = new_network(topo, ideal, fidelity)
     if compression is not None:
         compression.attach(coll)
     p, m = par.pp, par.microbatches
+    if replicas is None:
+        replicas = par.dp if par.world <= FOLD_ABOVE else min(par.dp, 8)
+    replicas = max(1, min(replicas, par.dp))
     stats = [StageStats() for _ in range(p)]
     recv_fwd = [[env.event() for _ in range(m)] for _ in range(p)]
     recv_bwd = [[env.event() for _ in range(m)] for _ in range(p)]
@@ -93,7 +106,7 @@ def simulate_pipeline(programs: list, topo: Topology, par: Parallelism, ideal: b
 
     def p2p(i_from: int, i_to: int, j: int, size: int, target, traffic: str):
         pairs = [(rank_of(t, d, i_from, par.tp, par.dp), rank_of(t, d, i_to, par.tp, par.dp))
-                 for t in range(par.tp) for d in range(par.dp)]
+                 for t in range(par.tp) for d in range(replicas)]
         sent_at[(id(target), j)] = env.now
         ev = target[i_to][j]
         coll.run("sendrecv", [list(x) for x in pairs], size, ev.succeed, traffic=traffic)
@@ -101,7 +114,7 @@ def simulate_pipeline(programs: list, topo: Topology, par: Parallelism, ideal: b
     def stage(i: int):
         prog = programs[i]
         st = stats[i]
-        tpg, dpg = _groups(par, i)
+        tpg, dpg = _groups(par, i, replicas)
         dp_tail = [None]
 
         def run_row_comm(comm, size, column, traffic):
@@ -236,6 +249,7 @@ def simulate_pipeline(programs: list, topo: Topology, par: Parallelism, ideal: b
     bd.exposed_comm_us = bd.exposed_tp_us + bd.exposed_ep_us + bd.exposed_pp_us + bd.exposed_dp_us
     bd.timeline = {f"stage {i} (rank {rank_of(0, 0, i, par.tp, par.dp)})": s.spans for i, s in enumerate(stats)}
     bd.extra = {"critical_stage": k, "flows": fluid.flows_started, "solves": fluid.solves,
+                "simulated_dp_replicas": replicas,
                 **link_report(net, fluid, end)}
     return bd
 

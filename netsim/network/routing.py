@@ -123,12 +123,31 @@ class CompiledNetwork:
         return set()
 
     def all_routes(self, src: int, dst: int) -> list[tuple[int, ...]]:
-        """Every min-hop up/down path (for packet spraying): enumerate choices at each hop."""
-        out = []
-        for k in range(4096):
-            r = self.route(src, dst, 0x5A5A0000 + k)
-            if r not in out:
-                out.append(r)
+        """Every min-hop up/down path (for packet spraying): all choices at each hop."""
+        key = ("all", src, dst)
+        if key in self._cache:
+            return self._cache[key]
+        nvs = self._nvswitch_of.get(src)
+        if src == dst:
+            paths = [[src]]
+        elif nvs is not None and nvs == self._nvswitch_of.get(dst):
+            paths = [[src, nvs, dst]]
+        else:
+            targets = self._leaves_of[dst]
+            port = self._port_of.get(dst)
+            paths = []
+
+            def walk(u: int, acc: list[int]) -> None:
+                if u in targets:
+                    paths.append(acc + ([port] if port not in (None, dst) else []) + [dst])
+                    return
+                down = [c for c in self._down.get(u, ()) if self._below[c] & targets]
+                for v in (down if down else self._up[u]):
+                    walk(v, acc + [v])
+
+            walk(src, [src])
+        out = [tuple(self.link_of[(a, b)] for a, b in zip(p, p[1:])) for p in paths]
+        self._cache[key] = out
         return out
 
     def path_latency(self, links: tuple[int, ...]) -> float:

@@ -1,0 +1,123 @@
+"""Flow backend against closed forms and invariants."""
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from netsim.collectives.algorithms import ring_channels
+from netsim.engine.flow import bench_collective, simulate_pipeline
+from netsim.network.topology import load_topology
+from netsim.workload.compute import gpu_compute
+from netsim.workload.catalog import resolve_model
+from netsim.workload.megatron import StageProgram, build_megatron
+from netsim.workload.parallel import Parallelism, resolve_parallelism
+from netsim.workload.rows import Row
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def fat():
+    return load_topology(REPO / "topologies/fat_tree_512.yaml")
+
+
+def test_ring_allreduce_matches_closed_form(fat):
+    # 64 ranks in one pod of the non-blocking fat-tree: 2(n-1)/n S/B + 2(n-1)(alpha + mean edge latency).
+    n, S, B = 64, 2**30, 50e9
+    mean_lat = (7 * 1e-6 + 1 * 2e-6) / 8  # 7 of 8 ring edges stay under an edge switch, 1 crosses an agg
+    want = 2 * (n - 1) / n * S / B + 2 * (n - 1) * (fat.alpha + mean_lat)
+    for fidelity in ("macro", "chunked"):
+        got = bench_collective(fat, "allreduce", list(range(n)), S, fidelity=fidelity)["time_us"] * 1e-6
+        assert got == pytest.approx(want, rel=0.01), fidelity
+
+
+def test_macro_and_chunked_agree(fat):
+    for op in ("allgather", "reducescatter", "allreduce"):
+        a = bench_collective(fat, op, list(range(16)), 2**24, fidelity="macro")["time_us"]
+        b = bench_collective(fat, op, list(range(16)), 2**24, fidelity="chunked")["time_us"]
+        assert a == pytest.approx(b, rel=0.01), op
+
+
+def test_512_rank_allreduce_busbw(fat):
+    r = bench_collective(fat, "allreduce", list(range(512)), 2**30)
+    # A network engineer's expectation for 400 Gbps NICs: ~85-100% of 50 GB/s.
+    assert 40 <= r["busbw_GBps"] <= 50.5
+
+
+def test_sendrecv_time(fat):
+    r = bench_collective(fat, "sendrecv", [0, 200], 2**30)
+    # alpha + S/B + 6 hops of 500 ns (cross-pod)
+    assert r["time_us"] * 1e-6 == pytest.approx(fat.alpha + 2**30 / 50e9 + 6 * 500e-9, rel=1e-6)
+
+
+def _leaf_spine(tmp_path, spines):
+    p = tmp_path / f"ls{spines}.yaml"
+    p.write_text(textwrap.dedent(f"""\
+        name: ls
+        servers: 64
+        nic: {{count: 1, bandwidth: "400 Gbps"}}
+        fabric: {{kind: leaf_spine, leaves: 8, hosts_per_leaf: 8, spines: {spines}, latency: "500 ns"}}
+        """))
+    return load_topology(p)
+
+
+def test_oversubscribed_alltoall(tmp_path):
+    full = _leaf_spine(tmp_path, 8)  # 8 down, 8 up: non-blocking
+    half = _leaf_spine(tmp_path, 4)  # 8 down, 4 up: 2:1
+    assert half.leaf_oversubscription() == 2.0
+    ranks = list(range(64))
+    S = 2**26
+    a = bench_collective(full, "alltoall", ranks, S, spray=True)["busbw_GBps"]
+    b = bench_collective(half, "alltoall", ranks, S, spray=True)["busbw_GBps"]
+    # Each rank sends 56/63 of its data off its leaf; 4 uplinks carry 8 hosts' cross traffic.
+    assert b / a == pytest.approx(4 / (8 * 56 / 63), rel=0.03)
+
+
+def test_ideal_network_1f1b_closed_form():
+    # p uniform stages, m micro-batches, t_f and t_b per micro-batch: (m + p - 1)(t_f + t_b).
+    topo = load_topology(REPO / "topologies/hgx_h100_512.yaml")
+    p, m = 4, 6
+    body = [Row("layer", 3000, "ALLREDUCE", 2**20, 5000, "ALLREDUCE", 2**20, 2000, "NONE", 0)]
+    prog = StageProgram(body=body, buckets={0: 2**24}, grad_op="REDUCESCATTER", optimizer_ns=0,
+                        param_allgather_bytes=2**20, pp_bytes=2**20)
+    par = Parallelism(tp=8, pp=p, dp=16, ep=1, gbs=m * 16, mbs=1, seq=128, sp=False, distributed_optimizer=True,
+                      schedule="1f1b")
+    for sched in ("1f1b", "gpipe"):
+        bd = simulate_pipeline([prog] * p, topo, par, ideal=True, schedule=sched)
+        assert bd.total_us == pytest.approx((m + p - 1) * 10000 / 1e3), sched
+        assert bd.bubble_us == pytest.approx((p - 1) * 10000 / 1e3), sched
+        assert bd.compute_us == pytest.approx(m * 10000 / 1e3)
+
+
+def test_folding_replicas_is_exact_when_symmetric():
+    # On HGX, TP stays on NVSwitch and pipeline sends ride their own rail: every DP replica's
+    # TP/PP traffic is disjoint from the others', so simulating 2 of 8 gives the same result.
+    topo = load_topology(REPO / "topologies/hgx_h100_512.yaml")
+    m = resolve_model("175B")
+    par = resolve_parallelism(m, 512)
+    progs = [w.meta["program"] for w in build_megatron(m, par, gpu_compute("H100")).stages]
+    full = simulate_pipeline(progs, topo, par)
+    folded = simulate_pipeline(progs, topo, par, replicas=2)
+    assert folded.extra["simulated_dp_replicas"] == 2
+    assert folded.total_us == pytest.approx(full.total_us, rel=1e-9)
+
+
+def test_rail_aligned_rings():
+    # 2 ranks per server (TP4 of 8 GPUs): inter-server hops join equal local indices.
+    rings = ring_channels(list(range(0, 64, 4)), 8, "nccl")
+    for ring in rings:
+        for a, b in zip(ring, ring[1:] + ring[:1]):
+            if a // 8 != b // 8:
+                assert a % 8 == b % 8
+    assert ring_channels(list(range(0, 64, 4)), 8, "simai")[0][:4] == [0, 4, 8, 12]
+
+
+def test_flow_backend_is_deterministic(fat):
+    m = resolve_model("7B")
+    par = resolve_parallelism(m, 512)
+    progs = [w.meta["program"] for w in build_megatron(m, par, gpu_compute("H100")).stages]
+    topo = load_topology(REPO / "topologies/dcn_512.yaml")
+    a = simulate_pipeline(progs, topo, par).summary()
+    b = simulate_pipeline(progs, load_topology(REPO / "topologies/dcn_512.yaml"), par).summary()
+    assert a == b
