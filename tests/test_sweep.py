@@ -58,7 +58,7 @@ def test_dask_local_cluster(repo, tmp_path):
 
 def test_kill_and_resume_gives_the_uninterrupted_table(repo, tmp_path):
     sweep = tmp_path / "s.yaml"
-    sweep.write_text(f"name: k\nbase: {{topology: {repo / 'topologies/hgx_h100_512.yaml'}, model: 405B}}\n"
+    sweep.write_text(f"name: k\nbase: {{topology: {repo / 'topologies/hgx_h100_512.yaml'}, model: 405B, backend: analytical}}\n"
                      f"grid:\n  bandwidth: ['100 Gbps', '200 Gbps', '400 Gbps', '800 Gbps']\n  gbs: [128, 256, 512]\n")
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "netsim.cli", "sweep", str(sweep), "--out", str(out), "--quiet"]

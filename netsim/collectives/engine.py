@@ -71,9 +71,12 @@ class CollectiveEngine:
         return p
 
     def send(self, src: int, dst: int, size: float, on_done: Callable[[], None], traffic: str = "default",
-             conn=None) -> None:
-        """One point-to-point transfer; on_done when the last byte has arrived."""
+             conn=None, on_drain: Callable[[], None] | None = None) -> None:
+        """One point-to-point transfer; on_done when the last byte has arrived (on_drain when it
+        has left the sender)."""
         if self.ideal or src == dst or size <= 0:
+            if on_drain is not None:
+                on_drain()
             self._after(0.0, on_done)
             return
         if self.port_policy == "connection":
@@ -91,9 +94,9 @@ class CollectiveEngine:
             return
         links = self.net.data_route(src, dst, sport)
         if self.flow_hook is not None:
-            self.flow_hook(self, src, dst, links, size, on_done, traffic)
+            self.flow_hook(self, src, dst, links, size, on_done, traffic, on_drain)
         else:
-            self.fluid.start(links, size, on_done)
+            self.fluid.start(links, size, on_done, on_drain=on_drain)
 
     def _after(self, delay: float, fn: Callable[[], None]) -> None:
         if delay <= 0:

@@ -269,6 +269,39 @@ def link_report(net, fluid, duration: float, top: int = 5) -> dict:
     return {"link_utilization": util, "busiest_links": busiest}
 
 
+PAYLOAD, HEADERS, ACK = 9000, 52, 60  # bytes: SimAI.conf PACKET_PAYLOAD_SIZE, RoCE headers, ACK frame
+
+
+def _ser_ns(nbytes: int, rate: float) -> int:
+    """ns-3 serialisation: whole nanoseconds, truncated (Time integer division)."""
+    return int(nbytes * 8 * 1e9 // (rate * 8))
+
+
+def apply_packet_timing(net, fluid, coll) -> None:
+    """What SimAI's packet-level run adds to a fluid flow (simai_ns3_semantics.md sections 4-6):
+    a link moves 9000 B of payload per truncated serialisation time of 9052 B, plus one ACK
+    frame's time where the reverse direction carries data (every ring link here does; NVLink
+    ACKs take 0 ns); a flow is acknowledged (hops-1) store-and-forward packet times and one
+    ACK return trip after its last byte drains."""
+    cap = net.capacity.copy()
+    per_link_extra = {}
+    for i, (a, b) in enumerate(net.ends):
+        rate = net.capacity[i]
+        t_pkt = _ser_ns(PAYLOAD + HEADERS, rate)
+        t_ack = _ser_ns(ACK, rate)
+        cap[i] = PAYLOAD / ((t_pkt + t_ack) * 1e-9)
+        per_link_extra[i] = (t_pkt * 1e-9, (net.latency[i] + t_ack * 1e-9))
+    fluid.capacity = cap
+
+    def hook(coll_, src, dst, links, size, on_done, traffic, on_drain=None):
+        ser = [per_link_extra[l][0] for l in links]
+        back = sum(per_link_extra[l][1] for l in links)
+        extra = sum(ser[1:]) + back
+        coll_.fluid.start(links, size, on_done, extra_delay=extra, on_drain=on_drain)
+
+    coll.flow_hook = hook
+
+
 def simulate_rows(w, topo: Topology, ideal: bool = False, fidelity: str = "macro", send_lat: float | None = None,
                   simai: bool = False, compression=None) -> Breakdown:
     """A SimAI workload file as SimAI's packet-level backend executes it (simai.md section 2):
@@ -284,6 +317,7 @@ def simulate_rows(w, topo: Topology, ideal: bool = False, fidelity: str = "macro
         coll.alpha = send_lat
     if simai:
         coll.ring_style, coll.port_policy, coll.nvlink_closed_form = "simai", "flow", False
+        apply_packet_timing(net, fluid, coll)
     if compression is not None:
         compression.attach(coll)
     G, tp = topo.num_gpus, w.tp

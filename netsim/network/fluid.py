@@ -63,11 +63,13 @@ class FluidNetwork:
         self.caps, self.weight, self.active = caps, weight, active
 
     def start(self, links, size: float, on_done: Callable[[], None], cap: float = np.inf, weight: float = 1.0,
-              extra_delay: float = 0.0) -> None:
+              extra_delay: float = 0.0, on_drain: Callable[[], None] | None = None) -> None:
         """Send `size` bytes over `links`; call on_done once they have drained and propagated."""
         links = tuple(links)
         delay = float(self.latency[list(links)].sum()) + extra_delay if links else extra_delay
         if size <= 0 or not links:
+            if on_drain is not None:
+                on_drain()
             self._later(delay, on_done)
             return
         if len(links) > self.H:
@@ -75,10 +77,11 @@ class FluidNetwork:
         row = np.full((1, self.H), self.L - 1, dtype=np.int64)
         row[0, : len(links)] = links
         self.start_batch(row, np.array([float(size)]), on_done, delay, caps=np.array([cap]),
-                         weights=np.array([weight]))
+                         weights=np.array([weight]), on_drain=on_drain)
 
     def start_batch(self, paths: np.ndarray, sizes: np.ndarray, on_done: Callable[[], None], delay: float,
-                    caps: np.ndarray | None = None, weights: np.ndarray | None = None) -> None:
+                    caps: np.ndarray | None = None, weights: np.ndarray | None = None,
+                    on_drain: Callable[[], None] | None = None) -> None:
         """Start flows (rows of `paths`, padded with the dummy link) that report together: on_done
         fires `delay` seconds after the last of them drains."""
         keep = sizes > 0
@@ -105,7 +108,7 @@ class FluidNetwork:
         bid = self.next_batch
         self.next_batch += 1
         self.batch[slots] = bid
-        self.batches[bid] = [B, on_done, delay]
+        self.batches[bid] = [B, on_done, delay, on_drain]
         self.n_active += B
         self.flows_started += B
         self._request_solve()
@@ -148,6 +151,8 @@ class FluidNetwork:
                     entry[0] -= c
                     if entry[0] == 0:
                         del self.batches[b]
+                        if entry[3] is not None:
+                            entry[3]()
                         self._later(entry[2], entry[1])
             idx = idx[~done]
         self.gen += 1
