@@ -120,13 +120,36 @@ def validate() -> None:
 @validate.command("simai")
 @click.argument("manifest", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="print a JSON list of comparisons")
-@click.option("--tolerance", type=float, default=0.005, show_default=True, help="allowed |relative error| of total_us")
-def validate_simai(manifest, as_json, tolerance):
-    """Rerun every case of a netsim-reference/1 MANIFEST and compare with SimAI."""
+@click.option("--tolerance", type=float, default=None,
+              help="allowed |relative error| of total_us [0.005 for SimAI-Analytical, 0.05 for SimAI-ns3]")
+@click.option("--compare-flow", is_flag=True,
+              help="SimAI-Analytical manifests: show netsim's flow backend beside SimAI, with the reason for "
+                   "every difference over 5%")
+def validate_simai(manifest, as_json, tolerance, compare_flow):
+    """Rerun every case of a netsim-reference/1 MANIFEST and compare with SimAI.
+
+    SimAI-Analytical references run netsim's SimAI-compatible analytical mode; SimAI-ns3
+    references replay SimAI's packet-level decomposition rank by rank on the flow backend."""
     from rich.table import Table
 
     from netsim.report.tables import print_table
-    from netsim.validation.simai import passed, validate as run_validation
+    from netsim.validation.simai import compare_flow as run_compare, load_manifest, passed, validate as run_validation
+
+    if compare_flow:
+        rows = run_compare(manifest)
+        if as_json:
+            click.echo(json.dumps(rows))
+            return
+        t = Table(title=f"netsim flow backend beside SimAI-Analytical ({manifest})", title_justify="left")
+        for col in ("case", "Gbps", "field", "SimAI-Analytical (us)", "netsim flow (us)", "diff", "why"):
+            t.add_column(col, justify="left" if col in ("case", "field", "why") else "right")
+        for r in rows:
+            t.add_row(r["case"], str(r["nominal_gbps"]), r["field"], f"{r['simai_analytical_us']:,.0f}",
+                      f"{r['flow_us']:,.0f}", f"{r['rel_diff']:+.1%}", r["reason"])
+        print_table(t)
+        return
+    if tolerance is None:
+        tolerance = 0.05 if load_manifest(manifest).get("reference") == "SimAI-ns3" else 0.005
 
     rows = run_validation(manifest)
     ok = passed(rows, tolerance)

@@ -54,6 +54,7 @@ class RunResult:
     def to_dict(self) -> dict:
         d = {k: self.breakdown.summary()[k] for k in SUMMARY_FIELDS}
         d.update({k: v for k, v in self.breakdown.extra.items()})
+        d = {k: (float(v) if hasattr(v, "dtype") else v) for k, v in d.items()}
         d["config"] = self.config
         return d
 

@@ -390,6 +390,12 @@ def simulate_rows(w, topo: Topology, ideal: bool = False, fidelity: str = "macro
     bd.exposed_tp_us = stats["blocking"] * 1e6
     bd.total_us = end * 1e6
     bd.exposed_dp_us = max(0.0, bd.total_us - bd.compute_us - bd.exposed_tp_us)
+    if w.pp > 1:
+        # The file is one stage with its micro-batches unrolled; SimAI's packet backend does not
+        # simulate the pipeline, so netsim adds the 1F1B bubble of uniform stages:
+        # (p-1) x one micro-batch's compute + blocking communication.
+        bd.bubble_us = (w.pp - 1) * (bd.compute_us + bd.exposed_tp_us) / max(1, w.ga)
+        bd.total_us += bd.bubble_us
     bd.exposed_comm_us = bd.exposed_tp_us + bd.exposed_dp_us
     bd.timeline = {"rank 0 (all ranks in lockstep)": stats["spans"]}
     bd.extra = {"flows": fluid.flows_started, "solves": fluid.solves, **link_report(net, fluid, end)}

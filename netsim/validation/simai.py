@@ -131,3 +131,74 @@ def validate(path: str | Path) -> list[Comparison]:
 def passed(rows: list[Comparison], tolerance: float) -> bool:
     totals = [r for r in rows if r.field == "total_us"]
     return bool(totals) and all(abs(r.rel_err) <= tolerance for r in totals)
+
+
+# ---- flow backend beside SimAI-Analytical -------------------------------------------------
+
+REASONS = {
+    ("exposed_dp_us", +1): "ECMP hash collisions and oversubscription slow the DP rings (SimAI-Analytical assumes "
+                           "every ring edge runs at the NIC's bus bandwidth)",
+    ("exposed_dp_us", -1): "DP collectives overlap with the backward pass still running",
+    ("exposed_tp_us", +1): "per-step start overhead and latency (2(n-1) x alpha per ring), and contention with "
+                           "other traffic on shared NICs",
+    ("exposed_tp_us", -1): "SimAI-Analytical's size-efficiency ratios and small-message table overprice TP "
+                           "collectives that the network delivers at line rate",
+    ("bubble_us", +1): "SimAI-Analytical divides the bubble by VPP (layers per stage); netsim uses (p-1)/m of a "
+                       "stage's busy time",
+    ("bubble_us", -1): "SimAI-Analytical's bubble includes the gradient/optimizer rows",
+}
+
+
+def case_topology(cl: dict, nic_busbw: float):
+    """A network for an analytical case: SimAI's own numbers for link rates (its -nic/-nv are GiB/s).
+    One GPU per server: NetZIP's DCN+ leaf-spine (32 GPUs per leaf, 400 Gbps uplinks, as SimAI's
+    generator keeps them when -bw changes); otherwise rail-optimized and non-blocking."""
+    import math
+
+    from netsim.config.topology import TopologyConfig
+    from netsim.network.topology import build_topology
+
+    gpus, gps, nps = int(cl["gpus"]), int(cl["gpus_per_server"]), int(cl["nics_per_server"])
+    nic = f"{nic_busbw * 2**30} B/s"
+    data = {"name": "case", "gpu": cl.get("gpu_type", "H100"), "servers": gpus // gps, "gpus_per_server": gps,
+            "nic": {"count": nps, "bandwidth": nic}}
+    if gps > 1:
+        data["nvlink"] = {"bandwidth": f"{float(cl.get('nvlink_busbw', 360)) * 2**30} B/s", "latency": "25 ns"}
+        data["fabric"] = {"kind": "rail_optimized", "servers_per_leaf": 32, "spines": 32}
+    else:
+        leaves = math.ceil(gpus / 32)
+        data["fabric"] = {"kind": "leaf_spine", "leaves": leaves, "hosts_per_leaf": 32, "spines": 16,
+                          "uplink_bandwidth": "400 Gbps"}
+    return build_topology(TopologyConfig.model_validate(data), where="case")
+
+
+def compare_flow(path: str | Path, threshold: float = 0.05) -> list[dict]:
+    """Each SimAI-Analytical run beside netsim's flow backend on the same workload file."""
+    from netsim.engine.flow import simulate_rows
+
+    manifest = load_manifest(path)
+    if manifest.get("reference") != "SimAI-Analytical":
+        raise InputError("the flow comparison takes a SimAI-Analytical manifest", where=str(path), field="reference")
+    base = Path(path).parent
+    out = []
+    for case in manifest["cases"]:
+        w = read_simai_workload(base / case["workload"])
+        for run in case["runs"]:
+            topo = case_topology(case["cluster"], float(run["nic_busbw"]))
+            got = simulate_rows(w, topo).summary()
+            exp = {f: float(run["expected"].get(f, 0.0)) for f in got}
+            parts = ("exposed_dp_us", "exposed_tp_us", "bubble_us")
+            for field in parts + ("compute_us", "total_us"):
+                diff = rel_err(got[field], exp[field])
+                reason = ""
+                if abs(diff) > threshold and field in parts:
+                    reason = REASONS.get((field, 1 if diff > 0 else -1), "")
+                elif abs(diff) > threshold and field == "total_us":
+                    # Name the category that moved the total most.
+                    main = max(parts, key=lambda f: abs(got[f] - exp[f]))
+                    share = (got[main] - exp[main]) / (got["total_us"] - exp["total_us"])
+                    reason = f"{share:.0%} of it is {main}: " + REASONS.get((main, 1 if got[main] > exp[main] else -1), "")
+                out.append({"case": case["name"], "nominal_gbps": run.get("nominal_gbps"), "field": field,
+                            "simai_analytical_us": exp[field], "flow_us": got[field], "rel_diff": diff,
+                            "reason": reason})
+    return out
