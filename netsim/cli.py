@@ -61,13 +61,14 @@ def _parallel_options(f):
 @click.option("--mode", type=click.Choice(["physical", "simai"]), default="physical", show_default=True,
               help="analytical backend: physically sound, or SimAI-Analytical compatible")
 @click.option("--bandwidth", help='override the NIC line rate, e.g. "100 Gbps"')
+@click.option("--compression", help="compression profile (see calibration/compression/) or YAML file")
 @_parallel_options
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 @click.option("--out", type=click.Path(file_okay=False),
               help="also write EndToEnd.csv, result.json, breakdown.png and timeline.png here")
 @click.option("--trace", type=click.Path(dir_okay=False), help="write a Chrome/Perfetto trace (JSON)")
-def run(topology, model, workload, backend, network, fidelity, schedule, mode, bandwidth, tp, pp, dp, gbs, mbs, seq, sp,
-        as_json, out, trace):
+def run(topology, model, workload, backend, network, fidelity, schedule, mode, bandwidth, compression, tp, pp, dp, gbs,
+        mbs, seq, sp, as_json, out, trace):
     """Simulate one training iteration on TOPOLOGY and print its time breakdown."""
     from netsim.report.simai_csv import format_endtoend_csv
     from netsim.report.tables import breakdown_table, print_table
@@ -75,7 +76,7 @@ def run(topology, model, workload, backend, network, fidelity, schedule, mode, b
 
     spec = RunSpec(topology=topology, model=model, workload=workload, backend=backend, mode=mode,
                    bandwidth=bandwidth, tp=tp, pp=pp, dp=dp, gbs=gbs, mbs=mbs, seq=seq, sp=sp, network=network,
-                   fidelity=fidelity, schedule=schedule)
+                   fidelity=fidelity, schedule=schedule, compression=compression)
     res = run_sim(spec)
     payload = res.to_dict()
     if out:
@@ -106,6 +107,10 @@ def run(topology, model, workload, backend, network, fidelity, schedule, mode, b
         from netsim.report.tables import utilisation_table
 
         print_table(utilisation_table(links, payload.get("busiest_links", [])))
+    if payload.get("compression"):
+        from netsim.report.tables import compression_table
+
+        print_table(compression_table(payload["compression"]))
     if out:
         click.echo(f"wrote EndToEnd.csv, result.json and figures to {out}")
     if trace:

@@ -42,6 +42,7 @@ class RunSpec:
     seq: int | None = None
     sp: bool | None = None
     schedule: str | None = None
+    compression: str | None = None  # profile name or YAML file
 
 
 @dataclass
@@ -95,8 +96,13 @@ def run(spec: RunSpec) -> RunResult:
     if (spec.model is None) == (spec.workload is None):
         raise InputError("give exactly one of --model NAME or --workload FILE", field="--model/--workload")
     topo = load_run_topology(spec)
+    from netsim.codecs.stage import load_stage
+
+    stage = load_stage(spec.compression)
+    if stage is not None and spec.mode == "simai":
+        raise InputError("SimAI-Analytical has no compression; use --mode physical", field="--compression")
     config: dict = {"topology": topo.summary(), "backend": spec.backend, "mode": spec.mode,
-                    "network": spec.network}
+                    "network": spec.network, "compression": spec.compression or "none"}
     if spec.workload:
         w = read_simai_workload(spec.workload)
         if topo.num_gpus % (w.tp * w.pp):
@@ -134,10 +140,10 @@ def run(spec: RunSpec) -> RunResult:
 
         ideal = spec.network == "ideal"
         if spec.workload:
-            bd = flow.simulate_rows(w, topo, ideal=ideal, fidelity=spec.fidelity)
+            bd = flow.simulate_rows(w, topo, ideal=ideal, fidelity=spec.fidelity, compression=stage)
         else:
             bd = flow.simulate_pipeline([s.meta["program"] for s in stages], topo, par, ideal=ideal,
-                                        fidelity=spec.fidelity, schedule=par.schedule)
+                                        fidelity=spec.fidelity, schedule=par.schedule, compression=stage)
     elif spec.mode == "simai":
         flags = simai_flags_for(topo)
         config["simai_flags"] = asdict(flags)
@@ -146,5 +152,5 @@ def run(spec: RunSpec) -> RunResult:
             raise InputError(f"SimAI-Analytical would stop its report at row {bd.truncated_at} "
                              f"(a size-ratio lookup beyond 16 GiB); no totals", field="--mode simai")
     else:
-        bd = analytical.simulate(stages, topo, w.tp, dp, w.pp, rep=rep)
+        bd = analytical.simulate(stages, topo, w.tp, dp, w.pp, rep=rep, compression=stage)
     return RunResult(breakdown=bd, config=config, workload=w, csv_name=f"{name}-")

@@ -59,6 +59,7 @@ class CollectiveEngine:
         self.port_policy = port_policy
         self.conn_ports: dict[tuple, int] = {}
         self._plans: dict = {}
+        self.compression = None  # codecs.stage.CompressionStage on the NICs' path
         # Collectives whose every group sits inside one NVLink domain are priced in closed form:
         # NVSwitch is non-blocking and carries no other group's traffic at that moment.
         self.nvlink_closed_form = nvlink_closed_form and net.topo.nvlink_bandwidth is not None
@@ -70,8 +71,12 @@ class CollectiveEngine:
         self.ports[(src, dst)] = (p + 1) & 0xFFFF
         return p
 
+    def _codec(self, traffic: str, kind: str):
+        c = self.compression
+        return c if (c is not None and c.applies(traffic, kind)) else None
+
     def send(self, src: int, dst: int, size: float, on_done: Callable[[], None], traffic: str = "default",
-             conn=None, on_drain: Callable[[], None] | None = None) -> None:
+             conn=None, on_drain: Callable[[], None] | None = None, kind: str = "DP") -> None:
         """One point-to-point transfer; on_done when the last byte has arrived (on_drain when it
         has left the sender)."""
         if self.ideal or src == dst or size <= 0:
@@ -95,8 +100,21 @@ class CollectiveEngine:
         links = self.net.data_route(src, dst, sport)
         if self.flow_hook is not None:
             self.flow_hook(self, src, dst, links, size, on_done, traffic, on_drain)
-        else:
+            return
+        c = self._codec(traffic, kind) if self.net.topo.server_of(src) != self.net.topo.server_of(dst) else None
+        if c is None:
             self.fluid.start(links, size, on_done, on_drain=on_drain)
+            return
+        r = c.ratio(traffic)
+        if c.pipelined:
+            c.acct.add(traffic, size, size * r, 0.0)
+            self.fluid.start(links, size, on_done, cap=c.engine_rate(), weight=r, extra_delay=c.p.latency,
+                             on_drain=on_drain)
+        else:
+            pre, post = c.compress_s(size), c.decompress_s(size)
+            c.acct.add(traffic, size, size * r, pre + post)
+            self._after(pre, lambda: self.fluid.start(links, size, on_done, weight=r, extra_delay=post,
+                                                      on_drain=on_drain))
 
     def _after(self, delay: float, fn: Callable[[], None]) -> None:
         if delay <= 0:
@@ -110,7 +128,7 @@ class CollectiveEngine:
 
     # ---- collectives -----------------------------------------------------------------------
     def run(self, op: str, groups: list[list[int]], size: float, on_done: Callable[[], None], algo: str = "ring",
-            traffic: str = "default") -> None:
+            traffic: str = "default", kind: str = "DP") -> None:
         """Run `op` of `size` bytes (SimAI convention) on every group at once; on_done when all finish."""
         groups = [g for g in groups if len(g) > 1 or op == SENDRECV]
         if not groups or size <= 0:
@@ -125,14 +143,14 @@ class CollectiveEngine:
         batchable = not self.spray and self.flow_hook is None
         if op in (ALLREDUCE, ALLGATHER, REDUCESCATTER) and algo in ("ring", "auto") and self.fidelity == "macro" \
                 and batchable:
-            self._ring_batch(op, groups, size, on_done)
+            self._ring_batch(op, groups, size, on_done, traffic, kind)
             return
         if op == SENDRECV and batchable:
-            self._p2p_batch(groups, size, on_done)
+            self._p2p_batch(groups, size, on_done, traffic, kind)
             return
         join = Join(len(groups), on_done)
         for g in groups:
-            self._one(op, g, size, join, algo, traffic)
+            self._one(op, g, size, join, algo, traffic, kind)
 
     def _all_intra_server(self, groups) -> bool:
         g = self.gps
@@ -144,13 +162,13 @@ class CollectiveEngine:
         topo = self.net.topo
         return collective_time(op, n, size, topo.nvlink_bandwidth, self.alpha + 2 * topo.nvlink_latency)
 
-    def _one(self, op, ranks, size, done, algo, traffic):
+    def _one(self, op, ranks, size, done, algo, traffic, kind="DP"):
         if op == SENDRECV:
             src, dst = ranks
-            self._after(self.alpha, lambda: self.send(src, dst, size, done, traffic))
+            self._after(self.alpha, lambda: self.send(src, dst, size, done, traffic, kind=kind))
             return
         if op == ALLTOALL:
-            self._alltoall(ranks, size, done, traffic)
+            self._alltoall(ranks, size, done, traffic, kind)
             return
         if algo == "auto":
             algo = "ring"
@@ -160,15 +178,15 @@ class CollectiveEngine:
                 and len(server_groups(ranks, self.gps)[0]) > 1:
             self._hierarchical(ranks, size, done, traffic)
         else:
-            self._ring(op, ranks, size, done, traffic)
+            self._ring(op, ranks, size, done, traffic, kind)
 
-    def _ring(self, op, ranks, size, done, traffic):
+    def _ring(self, op, ranks, size, done, traffic, kind="DP"):
         n = len(ranks)
         rings = ring_channels(ranks, self.gps, self.ring_style)
         R = len(rings)
         steps = 2 * (n - 1) if op == ALLREDUCE else n - 1
         if self.fidelity == "chunked":
-            self._ring_chunked(rings, steps, size / (n * R), done, traffic)
+            self._ring_chunked(rings, steps, size / (n * R), done, traffic, kind)
             return
         per_edge = size / R * (2 * (n - 1) / n if op == ALLREDUCE else (n - 1) / n)
         lats = [self.edge_latency(a, b) for ring in rings for a, b in zip(ring, ring[1:] + ring[:1])]
@@ -181,7 +199,7 @@ class CollectiveEngine:
             for a, b in zip(ring, ring[1:] + ring[:1]):
                 self.send(a, b, per_edge, join, traffic, conn=c)
 
-    def _ring_batch(self, op, groups, size, done):
+    def _ring_batch(self, op, groups, size, done, traffic="default", kind="DP"):
         """Macro-flow rings of every group as one batch of flows (paths cached per communicator)."""
         key = ("ring", tuple(tuple(g) for g in groups))
         plan = self._plans.get(key)
@@ -208,9 +226,18 @@ class CollectiveEngine:
         mean_lat = max(m for m, _x in tails_lat)
         max_lat = max(x for _m, x in tails_lat)
         tail = max(0.0, steps * (self.alpha + mean_lat) - max_lat)
-        self.fluid.start_batch(paths, fracs * size * factor, done, delay=max_lat + tail)
+        c = self._codec(traffic, kind)
+        if c is None:
+            self.fluid.start_batch(paths, fracs * size * factor, done, delay=max_lat + tail)
+            return
+        r = c.ratio(traffic)
+        codec = c.collective_codec_s(op, n, size) + c.pipeline_latency_s(op, n)
+        c.acct.add(traffic, factor * size, factor * size * r, 0.0 if c.pipelined else codec)
+        caps = c.engine_rate() * fracs if c.pipelined else None  # a rank's channels share its engine
+        self.fluid.start_batch(paths, fracs * size * factor, done, delay=max_lat + tail + codec,
+                               weights=np.full(len(fracs), r), caps=caps)
 
-    def _p2p_batch(self, pairs, size, done):
+    def _p2p_batch(self, pairs, size, done, traffic="default", kind="PP"):
         key = ("p2p", tuple(tuple(p) for p in pairs))
         plan = self._plans.get(key)
         if plan is None:
@@ -223,7 +250,21 @@ class CollectiveEngine:
             plan = self._plans[key] = (np.array(rows, dtype=np.int64), max(lats))
         paths, lat = plan
         sizes = np.full(paths.shape[0], float(size))
-        self._after(self.alpha, lambda: self.fluid.start_batch(paths, sizes, done, delay=lat))
+        c = self._codec(traffic, kind)
+        if c is None:
+            self._after(self.alpha, lambda: self.fluid.start_batch(paths, sizes, done, delay=lat))
+            return
+        r = c.ratio(traffic)
+        w = np.full(len(sizes), r)
+        if c.pipelined:
+            c.acct.add(traffic, size, size * r, 0.0)
+            caps = np.full(len(sizes), c.engine_rate())
+            self._after(self.alpha, lambda: self.fluid.start_batch(paths, sizes, done, delay=lat + c.p.latency,
+                                                                   weights=w, caps=caps))
+            return
+        pre, post = c.compress_s(size), c.decompress_s(size)
+        c.acct.add(traffic, size, size * r, pre + post)
+        self._after(self.alpha + pre, lambda: self.fluid.start_batch(paths, sizes, done, delay=lat + post, weights=w))
 
     def _conn_route(self, src: int, dst: int, conn) -> tuple[int, ...]:
         key = (src, dst, conn)
@@ -234,7 +275,7 @@ class CollectiveEngine:
                 self.conn_ports[key] = sport
         return self.net.data_route(src, dst, sport)
 
-    def _ring_chunked(self, rings, steps, chunk, done, traffic):
+    def _ring_chunked(self, rings, steps, chunk, done, traffic, kind="DP"):
         join = Join(sum(len(r) for r in rings), done)
         for ring in rings:
             n = len(ring)
@@ -246,23 +287,23 @@ class CollectiveEngine:
                     join()
                     return
                 self._after(self.alpha, lambda: self.send(r, nxt[r], chunk, lambda: step(nxt[r], k + 1), traffic,
-                                                          conn=c))
+                                                          conn=c, kind=kind))
 
             # Each rank's step 0 starts at once; step k+1 of rank r is sent by r after receiving
             # step k, i.e. the chain is driven by arrivals. A rank finishes after its last receive.
             for r in ring:
                 step(r, 0)
 
-    def _alltoall(self, ranks, size, done, traffic):
+    def _alltoall(self, ranks, size, done, traffic, kind="DP"):
         n = len(ranks)
-        if self.flow_hook is None:
+        if self.flow_hook is None and self._codec(traffic, kind) is None:
             self._alltoall_batch(ranks, size / n, done)
             return
         join = Join(n * (n - 1), done)
         for a in ranks:
             for b in ranks:
                 if a != b:
-                    self._after(self.alpha, lambda a=a, b=b: self.send(a, b, size / n, join, traffic))
+                    self._after(self.alpha, lambda a=a, b=b: self.send(a, b, size / n, join, traffic, kind=kind))
 
     def _alltoall_batch(self, ranks, chunk, done):
         """Direct all-to-all: n(n-1) concurrent flows (each split over every path when spraying)."""

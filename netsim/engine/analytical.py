@@ -114,7 +114,8 @@ def replay_stage(w: Workload, groups: Groups, ns_time) -> StageReplay:
         g = groups.for_kind(kind)
         if g is None:
             return op, kind, 0.0
-        d = ns_time(op, g, size)
+        traffic = w.rows[i].phases()[col][4]
+        d = ns_time(op, g, size, traffic, kind)
         tot[i][col] = round(d)
         bws[i][col] = _bw_columns(op, g.n, size, round(d))
         return op, kind, d
@@ -168,13 +169,26 @@ def replay_stage(w: Workload, groups: Groups, ns_time) -> StageReplay:
                        spans=spans)
 
 
-def collective_ns(op: str, g: GroupPlacement, size: int) -> float:
+def collective_ns(op: str, g: GroupPlacement, size: int, traffic: str = "default", kind: str = "DP") -> float:
     return collective_time(op, g.n, size, g.bandwidth, g.step_latency) * 1e9
 
 
+def compressed_ns(stage):
+    """Collective time with a compression stage on the NICs (NVLink-only groups stay plain)."""
+
+    def ns(op: str, g: GroupPlacement, size: int, traffic: str = "default", kind: str = "DP") -> float:
+        if g.servers <= 1:
+            return collective_ns(op, g, size)
+        return stage.closed_form_s(op, g.n, size, g.bandwidth, g.step_latency, traffic, kind) * 1e9
+
+    return ns
+
+
 def simulate(stages: list[Workload], topo: Topology, tp: int, dp: int, pp: int, rep: int | None = None,
-             ns_time=collective_ns) -> Breakdown:
+             ns_time=collective_ns, compression=None) -> Breakdown:
     """Iteration-time breakdown for a pipeline whose stage i runs `stages[i]`."""
+    if compression is not None:
+        ns_time = compressed_ns(compression)
     if rep is None:
         rep = len(stages) - 1
     replays: dict[int, StageReplay] = {}
@@ -191,8 +205,7 @@ def simulate(stages: list[Workload], topo: Topology, tp: int, dp: int, pp: int, 
     pp_ns = 0.0
     if pp > 1 and w.pp_comm_bytes > 0:
         hop = Groups.build(topo, tp, dp, pp, stage=rep).pp_hop
-        pp_ns = 2 * (m + pp - 2) * collective_time(SENDRECV, 2, w.pp_comm_bytes, hop.bandwidth,
-                                                   hop.step_latency) * 1e9
+        pp_ns = 2 * (m + pp - 2) * ns_time(SENDRECV, hop, w.pp_comm_bytes, "activation", "PP")
     tp_ns, ep_ns = main.blocking_ns["TP"], main.blocking_ns["EP"]
     dp_ns = main.end_ns - main.compute_ns - tp_ns - ep_ns
     res = Breakdown(rows=main.rows, timeline=timeline)
@@ -204,9 +217,11 @@ def simulate(stages: list[Workload], topo: Topology, tp: int, dp: int, pp: int, 
     res.bubble_us = bubble / 1e3
     res.exposed_comm_us = (tp_ns + ep_ns + dp_ns + pp_ns) / 1e3
     res.total_us = res.compute_us + res.exposed_comm_us + res.bubble_us
-    res.extra = {"representative_stage": rep, "microbatches": m,
+    if compression is not None:
+        res.extra["compression"] = compression.acct.report()
+    res.extra.update({"representative_stage": rep, "microbatches": m,
                  "tp_busbw_GBps": _gbps(main_groups(topo, tp, dp, pp, rep).tp),
-                 "dp_busbw_GBps": _gbps(main_groups(topo, tp, dp, pp, rep).dp)}
+                 "dp_busbw_GBps": _gbps(main_groups(topo, tp, dp, pp, rep).dp)})
     return res
 
 

@@ -99,9 +99,9 @@ def simulate_pipeline(programs: list, topo: Topology, par: Parallelism, ideal: b
     recv_bwd = [[env.event() for _ in range(m)] for _ in range(p)]
     sent_at: dict[tuple, float] = {}
 
-    def collective(op, groups, size, traffic):
+    def collective(op, groups, size, traffic, kind):
         ev = env.event()
-        coll.run(op, groups, size, ev.succeed, traffic=traffic)
+        coll.run(op, groups, size, ev.succeed, traffic=traffic, kind=kind)
         return ev
 
     def p2p(i_from: int, i_to: int, j: int, size: int, target, traffic: str):
@@ -109,7 +109,7 @@ def simulate_pipeline(programs: list, topo: Topology, par: Parallelism, ideal: b
                  for t in range(par.tp) for d in range(replicas)]
         sent_at[(id(target), j)] = env.now
         ev = target[i_to][j]
-        coll.run("sendrecv", [list(x) for x in pairs], size, ev.succeed, traffic=traffic)
+        coll.run("sendrecv", [list(x) for x in pairs], size, ev.succeed, traffic=traffic, kind="PP")
 
     def stage(i: int):
         prog = programs[i]
@@ -122,7 +122,7 @@ def simulate_pipeline(programs: list, topo: Topology, par: Parallelism, ideal: b
             if op is None or size <= 0:
                 return None
             groups = tpg if kind in ("TP", "EP") else dpg
-            return kind, collective(op, groups, size, traffic)
+            return kind, collective(op, groups, size, traffic, kind)
 
         def wait_recv(target, j):
             ev = target[i][j]
@@ -136,11 +136,17 @@ def simulate_pipeline(programs: list, topo: Topology, par: Parallelism, ideal: b
             if waited > 0:
                 st.spans.append(("PP recv", f"mb{j} wait", t0, waited, "stall"))
 
+        gpu_debt = [0.0]  # GPU codec kernels of overlapped collectives, paid on the compute stream
+
         def compute(ns, name):
-            if ns > 0:
+            sec = ns * 1e-9
+            if gpu_debt[0] > 0:
+                st.spans.append(("compute", "codec kernels", env.now, gpu_debt[0], "codec"))
+                sec, gpu_debt[0] = sec + gpu_debt[0], 0.0
+            if sec > 0:
                 st.spans.append(("compute", name, env.now, ns * 1e-9, "compute"))
                 st.compute += ns * 1e-9
-                return env.timeout(ns * 1e-9)
+                return env.timeout(sec)
             return None
 
         def blocking(comm, size, column, traffic, name):
@@ -167,8 +173,11 @@ def simulate_pipeline(programs: list, topo: Topology, par: Parallelism, ideal: b
                     st.spans.append(("DP comm", name, t0, env.now - t0, "collective"))
                     done.succeed()
 
-                coll.run(op, dpg, size, fin, traffic=traffic)
+                coll.run(op, dpg, size, fin, traffic=traffic, kind="DP")
 
+            cs = coll.compression
+            if cs is not None and cs.p.placement == "gpu" and cs.applies(traffic, "DP"):
+                gpu_debt[0] += cs.collective_codec_s(op, par.dp, size)
             prev = dp_tail[0]
             if prev is None or prev.processed:
                 go()
@@ -225,7 +234,7 @@ def simulate_pipeline(programs: list, topo: Topology, par: Parallelism, ideal: b
                 yield ev
             if prog.param_allgather_bytes:
                 t0 = env.now
-                yield collective("allgather", dpg, prog.param_allgather_bytes, PARAMETER)
+                yield collective("allgather", dpg, prog.param_allgather_bytes, PARAMETER, "DP")
                 st.spans.append(("DP comm", "param all-gather", t0, env.now - t0, "collective"))
             st.end = env.now
 
@@ -248,9 +257,11 @@ def simulate_pipeline(programs: list, topo: Topology, par: Parallelism, ideal: b
                            - bd.exposed_pp_us - bd.bubble_us)
     bd.exposed_comm_us = bd.exposed_tp_us + bd.exposed_ep_us + bd.exposed_pp_us + bd.exposed_dp_us
     bd.timeline = {f"stage {i} (rank {rank_of(0, 0, i, par.tp, par.dp)})": s.spans for i, s in enumerate(stats)}
-    bd.extra = {"critical_stage": k, "flows": fluid.flows_started, "solves": fluid.solves,
+    if coll.compression is not None:
+        bd.extra["compression"] = coll.compression.acct.report()
+    bd.extra.update({"critical_stage": k, "flows": fluid.flows_started, "solves": fluid.solves,
                 "simulated_dp_replicas": replicas,
-                **link_report(net, fluid, end)}
+                **link_report(net, fluid, end)})
     return bd
 
 
@@ -331,7 +342,7 @@ def simulate_rows(w, topo: Topology, ideal: bool = False, fidelity: str = "macro
     def pump():
         if running[0] or not queue:
             return
-        op, groups, size, ev, upd, label = queue.pop()  # LIFO: newest waiting first
+        op, groups, size, ev, upd, label, traffic, kind = queue.pop()  # LIFO: newest waiting first
         running[0] = True
         t0 = env.now
 
@@ -341,14 +352,14 @@ def simulate_rows(w, topo: Topology, ideal: bool = False, fidelity: str = "macro
             env.timeout(upd * 1e-9).callbacks.append(lambda _e: ev.succeed())
             pump()
 
-        coll.run(op, groups, size, fin)
+        coll.run(op, groups, size, fin, traffic=traffic, kind=kind)
 
-    def issue(comm, size, column, upd, label):
+    def issue(comm, size, column, upd, label, traffic="default"):
         op, kind = parse_comm(comm, column)
         if op is None or size <= 0:
             return None
         ev = env.event()
-        queue.append((op, tpg if kind in ("TP", "EP") else dpg, size, ev, upd, label))
+        queue.append((op, tpg if kind in ("TP", "EP") else dpg, size, ev, upd, label, traffic, kind))
         pump()
         return ev
 
@@ -362,20 +373,20 @@ def simulate_rows(w, topo: Topology, ideal: bool = False, fidelity: str = "macro
         for r in w.rows:
             yield compute(r.fwd_compute, f"{r.name} fwd")
             size = 4096 if 0 < r.fwd_bytes < 4096 else r.fwd_bytes
-            ev = issue(r.fwd_comm, size, "fwd", r.update, f"{r.name} fwd")
+            ev = issue(r.fwd_comm, size, "fwd", r.update, f"{r.name} fwd", r.fwd_class)
             if ev is not None:
                 t0 = env.now
                 yield ev
                 stats["blocking"] += env.now - t0
         for r in reversed(w.rows):
             yield compute(r.ig_compute, f"{r.name} ig")
-            ev = issue(r.ig_comm, r.ig_bytes, "ig", r.update, f"{r.name} ig")
+            ev = issue(r.ig_comm, r.ig_bytes, "ig", r.update, f"{r.name} ig", r.ig_class)
             if ev is not None:
                 t0 = env.now
                 yield ev
                 stats["blocking"] += env.now - t0
             yield compute(r.wg_compute, f"{r.name} wg")
-            ev = issue(r.wg_comm, r.wg_bytes, "wg", r.update, f"{r.name} wg")
+            ev = issue(r.wg_comm, r.wg_bytes, "wg", r.update, f"{r.name} wg", r.wg_class)
             if ev is not None:
                 pending.append(ev)
         if pending:
@@ -399,4 +410,6 @@ def simulate_rows(w, topo: Topology, ideal: bool = False, fidelity: str = "macro
     bd.exposed_comm_us = bd.exposed_tp_us + bd.exposed_dp_us
     bd.timeline = {"rank 0 (all ranks in lockstep)": stats["spans"]}
     bd.extra = {"flows": fluid.flows_started, "solves": fluid.solves, **link_report(net, fluid, end)}
+    if coll.compression is not None:
+        bd.extra["compression"] = coll.compression.acct.report()
     return bd

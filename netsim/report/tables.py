@@ -54,3 +54,14 @@ def utilisation_table(util: dict, busiest: list) -> Table:
     if busiest:
         t.caption = "busiest: " + ", ".join(f"{b['link']} ({b['tier']}) {100 * b['utilization']:.0f}%" for b in busiest)
     return t
+
+
+def compression_table(acct: dict) -> Table:
+    t = Table(title="compression per traffic class (one rank)", title_justify="left")
+    for col in ("class", "sent (GB)", "on the wire (GB)", "saved", "codec time (ms)"):
+        t.add_column(col, justify="left" if col == "class" else "right")
+    for cls, v in acct.items():
+        saved = v["bytes_saved"] / v["bytes"] if v["bytes"] else 0.0
+        t.add_row(cls, f"{v['bytes'] / 1e9:,.2f}", f"{v['wire_bytes'] / 1e9:,.2f}", f"{saved:.0%}",
+                  f"{v['codec_time_us'] / 1e3:,.2f}")
+    return t

@@ -1,0 +1,1 @@
+"""Compression: codec profiles (ratio, throughput, latency per placement) and their cost model."""
