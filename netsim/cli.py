@@ -65,7 +65,7 @@ def _parallel_options(f):
 @_parallel_options
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 @click.option("--out", type=click.Path(file_okay=False),
-              help="also write EndToEnd.csv, result.json, breakdown.png and timeline.png here")
+              help="also write EndToEnd.csv, result.json, breakdown.png, timeline.png and utilisation.png here")
 @click.option("--trace", type=click.Path(dir_okay=False), help="write a Chrome/Perfetto trace (JSON)")
 def run(topology, model, workload, backend, network, fidelity, schedule, mode, bandwidth, compression, tp, pp, dp, gbs,
         mbs, seq, sp, as_json, out, trace):
@@ -89,6 +89,10 @@ def run(topology, model, workload, backend, network, fidelity, schedule, mode, b
         plot_breakdown(payload, f"{model or workload} on {payload['config']['topology']['name']}", d / "breakdown.png")
         if res.breakdown.timeline:
             plot_timeline(res.breakdown, d / "timeline.png")
+        if payload.get("link_utilization"):
+            from netsim.report.plots import plot_utilisation
+
+            plot_utilisation(payload["link_utilization"], payload.get("busiest_links", []), d / "utilisation.png")
     if trace:
         from netsim.report.trace import write_trace
 
@@ -339,6 +343,44 @@ def bench_collective_cmd(topology, op, ranks, sizes, algo, fidelity, spray, band
     for r in rows:
         t.add_row(f"{r['bytes']:,}", f"{r['time_us']:,.1f}", f"{r['algbw_GBps']:.2f}", f"{r['busbw_GBps']:.2f}")
     print_table(t)
+
+
+@main.group()
+def study() -> None:
+    """Canned studies: a sweep plus its table and figures."""
+
+
+@study.command("netzip")
+@click.option("--out", type=click.Path(file_okay=False), default="sweeps_out/netzip", show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--dask", "dask_address", help="'local' or a scheduler address")
+@click.option("--resume", is_flag=True, help="run only the points missing from DIR/results.csv")
+@click.option("--quick", is_flag=True, help="a 12-run slice (7B and 175B on dcn_512 at 100 and 400 Gbps)")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+def study_netzip(out, workers, dask_address, resume, quick, quiet):
+    """NetZIP: 7B/70B/175B/405B x 100/200/400 Gbps x {none, LZ4/Zstd on CPU, GPU codecs, NetZIP in-NIC}
+    on dcn_512 and fat_tree_512; writes results, study.csv, comm_share.png and reduction.png."""
+    from netsim.config.loader import load_model
+    from netsim.config.sweep import SweepConfig
+    from netsim.report.netzip_study import plot_comm_share, plot_reduction, summary_table, tidy
+    from netsim.resources import ROOT
+    from netsim.sweep.grid import expand
+    from netsim.sweep.runner import eta_printer, execute
+
+    f = ROOT / "sweeps" / ("netzip-quick.yaml" if quick else "netzip.yaml")
+    points = expand(load_model(SweepConfig, f), base_dir=f.parent)
+    out_dir = Path(out)
+    df = tidy(execute(points, out_dir, workers=workers, dask=dask_address, resume=resume,
+                      progress=None if quiet else eta_printer()))
+    df.to_csv(out_dir / "study.csv", index=False)
+    plot_comm_share(df, out_dir / "comm_share.png")
+    plot_reduction(df, out_dir / "reduction.png")
+    table = summary_table(df)
+    for col in ("worst_reduction", "best_reduction"):
+        table[col] = table[col].map(lambda v: f"{v:+.1%}")
+    table["best_gbps"] = table["best_gbps"].map(lambda v: f"{v:g}")
+    click.echo(table.to_string(index=False))
+    click.echo(f"wrote {out_dir / 'study.csv'}, {out_dir / 'comm_share.png'}, {out_dir / 'reduction.png'}")
 
 
 @main.command("models")

@@ -66,3 +66,19 @@ def test_plot_command(repo, tmp_path):
     r = CliRunner().invoke(main, ["plot", str(tmp_path / "r/results.parquet"), "--x", "bandwidth", "--y", "nope",
                                   "-o", str(png)])
     assert r.exit_code == 2 and "no column 'nope'" in r.output
+
+
+def test_netzip_study_quick(tmp_path):
+    import pandas as pd
+
+    out = tmp_path / "nz"
+    r = CliRunner().invoke(main, ["study", "netzip", "--quick", "--out", str(out), "--workers", "1", "--quiet"])
+    assert r.exit_code == 0, r.output
+    df = pd.read_csv(out / "study.csv")
+    assert len(df) == 12 and (df.status == "ok").all()
+    _png_ok(out / "comm_share.png")
+    _png_ok(out / "reduction.png")
+    # NetZIP in the NIC shortens every case; LZ4 on the CPU lengthens every case (NetZIP's claims).
+    assert (df[df.compression == "netzip-in-nic"].reduction > 0).all()
+    assert (df[df.compression == "lz4-cpu"].reduction < 0).all()
+    assert "netzip-in-nic" in r.output

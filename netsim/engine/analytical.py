@@ -91,7 +91,7 @@ class StageReplay:
     spans: list[tuple[str, str, float, float, str]]
 
 
-def replay_stage(w: Workload, groups: Groups, ns_time) -> StageReplay:
+def replay_stage(w: Workload, groups: Groups, ns_time, gpu_codec_ns=None) -> StageReplay:
     t = 0.0
     dp_free = 0.0
     stalls: list[tuple[float, float]] = []
@@ -145,6 +145,12 @@ def replay_stage(w: Workload, groups: Groups, ns_time) -> StageReplay:
         t += r.wg_compute
         compute += r.wg_compute
         op, kind, d = run(i, 2, "wg", r.wg_comm, r.wg_bytes)
+        if d > 0 and gpu_codec_ns is not None:
+            # A GPU codec's kernels for this overlapped collective take the GPU from compute.
+            g = groups.for_kind(kind)
+            extra = gpu_codec_ns(op, g, r.wg_bytes, r.wg_class, kind) if g is not None else 0.0
+            span("compute", f"{r.name} codec kernels", t, extra, "codec")
+            t += extra
         if d > 0:
             start = max(t, dp_free)
             dp_free = start + d
@@ -187,15 +193,21 @@ def compressed_ns(stage):
 def simulate(stages: list[Workload], topo: Topology, tp: int, dp: int, pp: int, rep: int | None = None,
              ns_time=collective_ns, compression=None) -> Breakdown:
     """Iteration-time breakdown for a pipeline whose stage i runs `stages[i]`."""
+    gpu_codec_ns = None
     if compression is not None:
         ns_time = compressed_ns(compression)
+        if compression.p.placement == "gpu":
+            def gpu_codec_ns(op, g, size, traffic, kind):
+                if g.servers <= 1 or not compression.applies(traffic, kind):
+                    return 0.0
+                return compression.collective_codec_s(op, g.n, size) * 1e9
     if rep is None:
         rep = len(stages) - 1
     replays: dict[int, StageReplay] = {}
     timeline = {}
     for i, w in enumerate(stages):
         if id(w) not in replays:
-            replays[id(w)] = replay_stage(w, Groups.build(topo, tp, dp, pp, stage=i), ns_time)
+            replays[id(w)] = replay_stage(w, Groups.build(topo, tp, dp, pp, stage=i), ns_time, gpu_codec_ns)
             timeline[f"stage {i} (rank {rank_of(0, 0, i, tp, dp)})"] = replays[id(w)].spans
     main = replays[id(stages[rep])]
     w = stages[rep]

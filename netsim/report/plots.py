@@ -115,3 +115,23 @@ def plot_timeline(bd, output: str | Path, max_spans: int = 20000) -> None:
     fig.tight_layout()
     fig.savefig(output, dpi=110)
     plt.close(fig)
+
+
+def plot_utilisation(util: dict, busiest: list, output: str | Path) -> None:
+    """Mean and max utilisation per link tier over the iteration (flow backend)."""
+    tiers = list(util)
+    fig, ax = plt.subplots(figsize=(6, 3))
+    x = range(len(tiers))
+    ax.bar([i - 0.2 for i in x], [100 * util[t]["mean"] for t in tiers], 0.4, label="mean")
+    ax.bar([i + 0.2 for i in x], [100 * util[t]["max"] for t in tiers], 0.4, label="max")
+    ax.set_xticks(list(x), tiers, fontsize=8)
+    ax.set_ylabel("% of capacity over the iteration")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=8)
+    if busiest:
+        b = busiest[0]
+        ax.set_title(f"busiest link {b['link']} ({b['tier']}) {100 * b['utilization']:.0f}%", fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(output, dpi=110)
+    plt.close(fig)
