@@ -383,6 +383,68 @@ def study_netzip(out, workers, dask_address, resume, quick, quiet):
     click.echo(f"wrote {out_dir / 'study.csv'}, {out_dir / 'comm_share.png'}, {out_dir / 'reduction.png'}")
 
 
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--codecs", default="lz4,snappy,zlib,zstd", show_default=True, help="comma list of lz4, snappy, zlib, zstd")
+@click.option("--transforms", default="all", show_default=True,
+              help="'artifact' (NetZIP's 12 situations), 'netsim' (lossless deltas), 'all', or a comma list")
+@click.option("--granularity", type=click.Choice(["tensor", "packet"]), default="tensor", show_default=True)
+@click.option("--packet-size", default="4KiB", show_default=True, help="packet size for --granularity packet")
+@click.option("--dtype", type=click.Choice(["bf16"]), help="for .npy: the uint16 array holds bf16 bit patterns")
+@click.option("--class", "default_class", default="default", show_default=True,
+              help="traffic class of files outside NetZIP's layout")
+@click.option("--min-size", default="0", show_default=True, help="skip files smaller than this (the artifact: 2MiB)")
+@click.option("--profile-codec", default="lz4", show_default=True, help="codec of the ratio profile YAML")
+@click.option("--profile-situation", help="situation of the ratio profile (default: best lossless per class)")
+@click.option("--artifact-csv", is_flag=True, help="also write the artifact's per-file CSVs")
+@click.option("--out", type=click.Path(file_okay=False), default="analysis", show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="print the aggregate table as JSON")
+def analyze(paths, codecs, transforms, granularity, packet_size, dtype, default_class, min_size, profile_codec,
+            profile_situation, artifact_csv, out, workers, as_json):
+    """Compression ratios of tensors (NetZIP collector layout, .pt, .safetensors, .npy)."""
+    from netsim.codecs.analyzer import ALL_SITUATIONS, ARTIFACT_SITUATIONS, NETSIM_SITUATIONS
+    from netsim.codecs.codecs import NAMES
+    from netsim.codecs.report import aggregate, run as run_analysis, write_outputs
+    from netsim.codecs.tensors import discover
+    from netsim.sweep.runner import eta_printer
+    from netsim.units import parse_size
+
+    cl = [c.strip() for c in codecs.split(",") if c.strip()]
+    for c in cl:
+        if c not in NAMES:
+            raise InputError(f"unknown codec {c!r}; expected some of {', '.join(NAMES)}", field="--codecs")
+    sits = {"artifact": list(ARTIFACT_SITUATIONS), "netsim": ["original"] + list(NETSIM_SITUATIONS),
+            "all": list(ALL_SITUATIONS)}.get(transforms)
+    if sits is None:
+        sits = [t.strip() for t in transforms.split(",")]
+        bad = [t for t in sits if t not in ALL_SITUATIONS]
+        if bad:
+            raise InputError(f"unknown transform(s) {', '.join(bad)}; expected artifact, netsim, all or some of "
+                             f"{', '.join(ALL_SITUATIONS)}", field="--transforms")
+    try:
+        psize, msize = parse_size(packet_size), parse_size(min_size)
+    except ValueError as e:
+        raise InputError(str(e), field="--packet-size/--min-size") from None
+    files = discover(list(paths), default_class)
+    if not files:
+        raise InputError("no tensor files (.pkl, .pt, .safetensors, .npy) found", field="PATHS")
+    df = run_analysis(files, cl, sits, granularity, psize, dtype, msize, workers,
+                      progress=None if as_json or len(files) < 4 else eta_printer())
+    if df.empty:
+        raise InputError("no tensors left to analyse (all files too small or without bf16 tensors)", field="PATHS")
+    prof = write_outputs(df, Path(out), profile_codec, profile_situation, artifact_csv)
+    agg = aggregate(df)
+    if as_json:
+        click.echo(agg.to_json(orient="records"))
+        return
+    best = agg.sort_values("ratio").groupby(["traffic_class", "codec"]).head(3)
+    click.echo(best.to_string(index=False, columns=["traffic_class", "codec", "situation", "ratio", "lossless",
+                                                     "tensors"]))
+    click.echo(f"ratio profile ({prof['codec']}): {prof['ratios']}")
+    click.echo(f"wrote {out}/tensors.csv, aggregate.csv, ratio_profile.yaml")
+
+
 @main.command("models")
 def models_cmd():
     """List the model presets."""
