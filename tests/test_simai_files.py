@@ -70,3 +70,19 @@ def test_tail_rows():
     plain, tail = generate_aicb(m, par, tm), generate_aicb(m, par, tm, include_tail=True)
     assert len(tail.rows) - len(plain.rows) == 7
     assert tail.rows[-1].fwd_bytes == 4 and tail.rows[-7].fwd_bytes == 4 * 2048
+
+
+def test_read_aiob_timing_file(tmp_path):
+    # reference/aicb_workload_spec.md section 6.2: ATT = (28+181+97+60)*1000, MLP = (28+483+14+241)*1000,
+    # param_time min and avg 11356 us.
+    from netsim.workload.aicb import read_aiob_timing
+
+    sections = [("Emb", 28), ("layernorm", 28), ("atten_qkv", 181), ("atten_flash", 97), ("atten_linear", 60),
+                ("layernorm2", 28), ("mlp_linear_1", 483), ("mlp_gelu", 14), ("mlp_linear_2", 241),
+                ("param_time", 11356)]
+    text = "train_iter:10\n" + "".join(f"{n}:\n    time_gpu_max: {v}\n    time_gpu_min: {v}\n    time_gpu_avg: {v}\n"
+                                       for n, v in sections)
+    f = tmp_path / "aiob.txt"
+    f.write_text(text)
+    t = read_aiob_timing(f)
+    assert (t.att, t.mlp, t.emb, t.gf + t.gb) == (366000, 766000, 28000, 22712000)

@@ -120,27 +120,27 @@ def replay_stage(w: Workload, groups: Groups, ns_time, gpu_codec_ns=None) -> Sta
         bws[i][col] = _bw_columns(op, g.n, size, round(d))
         return op, kind, d
 
-    for i, r in enumerate(w.rows):
-        span("compute", f"{r.name} fwd", t, r.fwd_compute, "compute")
-        t += r.fwd_compute
-        compute += r.fwd_compute
-        op, kind, d = run(i, 0, "fwd", r.fwd_comm, r.fwd_bytes)
-        span(f"{kind} comm", f"{r.name} fwd {op}", t, d, "collective")
+    def blocking_phase(i: int, col: int, column: str, compute_ns: int, comm: str, size: int) -> None:
+        """Compute, then a collective the compute stream waits for."""
+        nonlocal t, compute
+        name = w.rows[i].name
+        span("compute", f"{name} {column}", t, compute_ns, "compute")
+        t += compute_ns
+        compute += compute_ns
+        op, kind, d = run(i, col, column, comm, size)
+        span(f"{kind} comm", f"{name} {column} {op}", t, d, "collective")
         t += d
         blocking["EP" if kind == "EP" else "TP"] += d
+
+    for i, r in enumerate(w.rows):
+        blocking_phase(i, 0, "fwd", r.fwd_compute, r.fwd_comm, r.fwd_bytes)
     for i in range(n_rows - 1, -1, -1):
         r = w.rows[i]
         if r.barrier and dp_free > t:
             stalls.append((t, dp_free))
             span("compute", "wait for DP", t, dp_free - t, "stall")
             t = dp_free
-        span("compute", f"{r.name} ig", t, r.ig_compute, "compute")
-        t += r.ig_compute
-        compute += r.ig_compute
-        op, kind, d = run(i, 1, "ig", r.ig_comm, r.ig_bytes)
-        span(f"{kind} comm", f"{r.name} ig {op}", t, d, "collective")
-        t += d
-        blocking["EP" if kind == "EP" else "TP"] += d
+        blocking_phase(i, 1, "ig", r.ig_compute, r.ig_comm, r.ig_bytes)
         span("compute", f"{r.name} wg", t, r.wg_compute, "compute")
         t += r.wg_compute
         compute += r.wg_compute

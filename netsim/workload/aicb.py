@@ -89,23 +89,31 @@ def aiob_sections(model: ModelConfig, par: Parallelism, gpu: GpuCompute) -> dict
     }
 
 
-def timing_from_sections(sections: dict[str, float], recompute: bool = False) -> AiobTiming:
-    """Section 5.2's reading rules applied to {section: µs} (avg; param_time uses min = avg)."""
-    att = mlp = 0.0
-    other = {}
-    gf = gb = 0.0
-    for name, v_us in sections.items():
-        v = v_us * 1000
-        if name == "param_time":
-            gf = gb = v
-        elif "atten" in name or name == "layernorm":
-            att += 2 * v if (recompute and "flash" in name) else v
-        elif "mlp" in name or name == "layernorm2":
-            mlp += v
-        else:
-            other[name] = v
+def _timing(entries, recompute: bool) -> AiobTiming:
+    """Section 5.2's reading rules over (section, avg µs or None, min µs or None) in file order."""
+    att = mlp = gf = gb = 0.0
+    other: dict[str, float] = {}
+    for section, avg, mn in entries:
+        if section == "param_time":  # the only section whose min is used
+            if mn is not None:
+                gf = mn * 1000
+            if avg is not None:
+                gb = avg * 1000
+        elif avg is not None:
+            v = avg * 1000
+            if "atten" in section or section == "layernorm":
+                att += 2 * v if (recompute and "flash" in section) else v
+            elif "mlp" in section or section == "layernorm2":
+                mlp += v
+            else:
+                other[section] = v
     emb = round(other["Emb"]) if "Emb" in other else 1
     return AiobTiming(att=round(att), mlp=round(mlp), emb=emb, gf=round(gf), gb=round(gb))
+
+
+def timing_from_sections(sections: dict[str, float], recompute: bool = False) -> AiobTiming:
+    """The same rules applied to {section: µs} (each value both the average and the minimum)."""
+    return _timing(((name, v, v) for name, v in sections.items()), recompute)
 
 
 _SECTION = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*):")
@@ -118,31 +126,19 @@ def read_aiob_timing(path: str | Path, recompute: bool = False) -> AiobTiming:
         lines = Path(path).read_text().splitlines()
     except OSError as e:
         raise InputError(f"cannot read ({e.strerror})", where=str(path)) from None
-    section = None
-    att = mlp = 0.0
-    other: dict[str, float] = {}
-    gf = gb = 0.0
-    for ln in lines:
-        m = _SECTION.match(ln)
-        if m:
-            section = m.group(1)
-        avg = re.search(r"time_gpu_avg:\s*" + _NUM, ln)
-        mn = re.search(r"time_gpu_min:\s*" + _NUM, ln)
-        if section == "param_time":
-            if mn:
-                gf = float(mn.group(1)) * 1000
-            if avg:
-                gb = float(avg.group(1)) * 1000
-        elif avg and section:
-            v = float(avg.group(1)) * 1000
-            if "atten" in section or section == "layernorm":
-                att += 2 * v if (recompute and "flash" in section) else v
-            elif "mlp" in section or section == "layernorm2":
-                mlp += v
-            else:
-                other[section] = v
-    emb = round(other["Emb"]) if "Emb" in other else 1
-    return AiobTiming(att=round(att), mlp=round(mlp), emb=emb, gf=round(gf), gb=round(gb))
+
+    def entries():
+        section = None
+        for ln in lines:
+            m = _SECTION.match(ln)
+            if m:
+                section = m.group(1)
+            avg = re.search(r"time_gpu_avg:\s*" + _NUM, ln)
+            mn = re.search(r"time_gpu_min:\s*" + _NUM, ln)
+            if section and (avg or mn):
+                yield section, float(avg.group(1)) if avg else None, float(mn.group(1)) if mn else None
+
+    return _timing(entries(), recompute)
 
 
 def _row(name, fc, fo, fb, ic, io, ib, wc, wo, wb, **meta) -> Row:
