@@ -46,7 +46,9 @@ def main() -> None:
     work = Path(args.workdir or tempfile.mkdtemp(prefix="netsim-codec-"))
     results = {}
     for mode, model in (("finetune", "minilm"), ("pretrain", "gpt-tiny")):
-        d = collect(model, args.steps, mode, work / mode, seq=128, batch=2, seed=0)
+        d = work / mode
+        if not (d / "collect.txt").exists():
+            d = collect(model, args.steps, mode, d, seq=128, batch=2, seed=0)
         files = [f for f in discover([str(d)]) if f.path.stat().st_size >= 64 * 1024]
         t = aggregate(run(files, ["lz4", "snappy", "zlib", "zstd"], list(ALL_SITUATIONS), workers=args.workers))
         p = aggregate(run(files, ["lz4"], PACKET_SITUATIONS, granularity="packet", workers=args.workers))
@@ -106,9 +108,34 @@ def main() -> None:
             ly = lz.loc[lz.ratio.idxmin()]
             md.append(f"| {mode} | {cls} | {z:.3f} | {ll.ratio:.3f} ({ll.situation}) | {100 * (z - ll.ratio):+.0f} | "
                       f"{ly.ratio:.3f} ({ly.situation}{'' if ly.lossless else ', lossy'}) |")
+    md += ["", "## Where this differs from NetZIP, and why", "",
+           "- Plain LZ4 and Snappy leave bf16 gradients and activations at 0.99-1.00 of their size, as NetZIP",
+           "  reports: the low byte (one exponent bit and seven mantissa bits) is close to random.",
+           "- NetZIP-style transforms (delta against a per-tensor base, bit grouping) with LZ4 reach 0.71-0.74",
+           "  losslessly: 26-29 points better than plain LZ4 but only a few points better than Zstd or zlib on",
+           "  the raw bytes, far from NetZIP's 40-75 points over 'heavy' codecs. The gap to plain LZ4 is the",
+           "  comparable figure; NetZIP's 67%/70% volume reduction against LZ4 corresponds to ratios of",
+           "  0.33/0.30, which no lossless variant reaches here.",
+           "- Part of the gap is the artifact's float delta, which is lossy: subtracting in float32 and rounding",
+           "  to bf16 maps many inputs to one output. Its figures (diff_min*, marked lossy) are 5-9 points",
+           "  better than any lossless variant here; they cannot be decoded back. Subtracting bit patterns",
+           "  (lossless) captures less of the exponent redundancy than subtracting values.",
+           "- 4 KB packets (the NIC's granularity) cost 1-6 points for the delta + bit grouping variants and",
+           "  much more for byte grouping (0.80 -> 0.94 on fine-tuning gradients): each packet restarts LZ4's",
+           "  window and carries too few values per bit plane for long runs.",
+           "- Delta base: the tensor's minimum is best or tied for every class (within 1 point of the mean and",
+           "  of the artifact's previous-step 1st percentile); the median is worse for gradients; the delta",
+           "  against the previous iteration (diff_int) is the worst lossless choice, because one AdamW step",
+           "  changes nearly every bf16 value's low bits.",
+           "- Fine-tuning vs pre-training: gradients and activations compress alike (0.71 vs 0.72 with LZ4);",
+           "  activation gradients differ (0.43 vs 0.72) because the masked-LM loss of fine-tuning touches only",
+           "  15% of positions, leaving runs of zeros. These are small models (22.7M and 3.4M parameters,",
+           "  sequence 128); NetZIP measured Llama-3.2-1B at sequence 4096, whose larger activations may be",
+           "  more regular. The simulator's netzip-in-nic profile keeps NetZIP's reported ratios;",
+           "  netzip-measured uses these (calibration/codec_ratios.yaml)."]
     (HERE / "codec_ratios.md").write_text("\n".join(md) + "\n")
     print("wrote", HERE / "codec_ratios.md", HERE / "codec_ratios.yaml")
 
 
 if __name__ == "__main__":
-    main()
+    main()  # the analyzer's spawned workers re-import this module; main() runs only here

@@ -4,6 +4,7 @@ CSVs, byte-weighted aggregates per traffic class, and a ratio profile for compre
 from __future__ import annotations
 
 import csv
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -43,7 +44,9 @@ def run(files: list[TensorFile], codecs, situations, granularity="tensor", packe
             if progress:
                 progress(i + 1, len(files))
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # spawn, not fork: a process that has used PyTorch (collect, or unpickling tensors) cannot
+        # safely fork workers that use it again (its thread pools deadlock in the child).
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             for i, part in enumerate(pool.map(analyze_file, files, *[[a] * len(files) for a in args])):
                 rows += part
                 if progress:
