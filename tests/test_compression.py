@@ -1,12 +1,10 @@
 """Compression stages against the DLRM formula and first-principles collective costs."""
 
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from netsim.codecs.stage import CompressionStage, list_profiles, load_profile, load_stage
-from netsim.collectives.closed_form import collective_time
 from netsim.engine.flow import bench_collective
 from netsim.errors import InputError
 from netsim.network.topology import load_topology

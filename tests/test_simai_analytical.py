@@ -1,6 +1,5 @@
 """SimAI-compatible analytical mode: hand calculations from the spec and the reference runs."""
 
-import json
 import math
 
 import pytest

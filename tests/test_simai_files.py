@@ -1,6 +1,5 @@
 import json
 
-import pytest
 
 from netsim.config.model import ModelConfig
 from netsim.workload.aicb import aicb_param_count, aiob_sections, generate_aicb, padded_vocab, timing_from_sections

@@ -1,6 +1,5 @@
 """Packet-level agreement: SimAI-ns3 reference runs replayed rank by rank on the fluid network."""
 
-import pytest
 
 from netsim.engine.flow import _ser_ns
 from netsim.network.routing import ecmp_hash, node_ip

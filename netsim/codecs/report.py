@@ -76,7 +76,6 @@ def ratio_profile(agg: pd.DataFrame, codec: str, situation: str | None = None) -
         ratios[cls] = round(float(best["ratio"]), 4)
         chosen[cls] = str(best["situation"])
     if ratios:
-        total = sub[sub["traffic_class"].isin(ratios) & sub["situation"].isin(set(chosen.values()))]
         ratios.setdefault("default", round(max(ratios.values()), 4))
     return {"codec": codec, "situations": chosen, "ratios": ratios}
 

@@ -15,7 +15,6 @@ link of the flow (wire bytes), a rate cap (pipelined engine), and delays (softwa
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 from netsim.config.compression import CompressionProfile, Ratios

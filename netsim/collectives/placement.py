@@ -23,7 +23,6 @@ class GroupPlacement:
     servers: int
     bandwidth: float  # bytes/s per rank, the ring's bottleneck
     step_latency: float  # seconds: start overhead + the slowest ring edge's path latency
-    cross_leaf: bool
 
 
 def _path_latency(topo: Topology, a: int, b: int) -> float:
@@ -52,18 +51,4 @@ def place_group(topo: Topology, ranks: list[int]) -> GroupPlacement:
         bw = min(nv, k * nic_per_rank) if k > 1 else nic_per_rank
     # The ring's slowest edge: first rank to its farthest member bounds every edge's latency.
     lat = max((_path_latency(topo, ranks[0], r) for r in ranks[1:]), default=0.0)
-    leaves = {_leaf_of(topo, r) for r in ranks}
-    return GroupPlacement(n=n, ranks_per_server=k, servers=servers, bandwidth=bw,
-                          step_latency=topo.alpha + lat, cross_leaf=len(leaves) > 1)
-
-
-def _leaf_of(topo: Topology, rank: int):
-    """The first tier-0 switch on the rank's way out (directly, or through its NIC node)."""
-    for nb in topo.graph.neighbors(rank):
-        if topo.switch_tiers.get(nb) == 0:
-            return nb
-        if topo.graph.nodes[nb].get("kind") == "nic":
-            for nb2 in topo.graph.neighbors(nb):
-                if topo.switch_tiers.get(nb2) == 0:
-                    return nb2
-    return None
+    return GroupPlacement(n=n, ranks_per_server=k, servers=servers, bandwidth=bw, step_latency=topo.alpha + lat)

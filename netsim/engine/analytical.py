@@ -190,17 +190,23 @@ def compressed_ns(stage):
     return ns
 
 
+def gpu_codec(stage):
+    """Codec kernel time (ns) a GPU-placed stage spends on one collective."""
+
+    def ns(op: str, g: GroupPlacement, size: int, traffic: str, kind: str) -> float:
+        if g.servers <= 1 or not stage.applies(traffic, kind):
+            return 0.0
+        return stage.collective_codec_s(op, g.n, size) * 1e9
+
+    return ns
+
+
 def simulate(stages: list[Workload], topo: Topology, tp: int, dp: int, pp: int, rep: int | None = None,
              ns_time=collective_ns, compression=None) -> Breakdown:
     """Iteration-time breakdown for a pipeline whose stage i runs `stages[i]`."""
-    gpu_codec_ns = None
     if compression is not None:
         ns_time = compressed_ns(compression)
-        if compression.p.placement == "gpu":
-            def gpu_codec_ns(op, g, size, traffic, kind):
-                if g.servers <= 1 or not compression.applies(traffic, kind):
-                    return 0.0
-                return compression.collective_codec_s(op, g.n, size) * 1e9
+    gpu_codec_ns = gpu_codec(compression) if compression is not None and compression.p.placement == "gpu" else None
     if rep is None:
         rep = len(stages) - 1
     replays: dict[int, StageReplay] = {}

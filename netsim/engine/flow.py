@@ -8,6 +8,9 @@ the network sees the full contention. A stage's collective ends when all its gro
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
+import numpy as np
 import simpy
 
 from netsim.collectives.closed_form import bus_factor
@@ -15,6 +18,10 @@ from netsim.collectives.engine import CollectiveEngine
 from netsim.network.fluid import FluidNetwork
 from netsim.network.routing import compile_network
 from netsim.network.topology import Topology
+from netsim.engine.analytical import parse_comm
+from netsim.engine.result import Breakdown
+from netsim.workload.parallel import Parallelism, rank_of
+from netsim.workload.rows import ACTIVATION, ACTIVATION_GRAD, GRADIENT, PARAMETER
 
 
 def new_network(topo: Topology, ideal: bool = False, fidelity: str = "macro", spray: bool = False):
@@ -45,15 +52,6 @@ def bench_collective(topo: Topology, op: str, ranks: list[int], size: int, algo:
 
 
 # ---- training iterations ---------------------------------------------------------------------
-
-from dataclasses import dataclass, field  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from netsim.engine.analytical import parse_comm  # noqa: E402
-from netsim.engine.result import Breakdown  # noqa: E402
-from netsim.workload.parallel import Parallelism, rank_of  # noqa: E402
-from netsim.workload.rows import ACTIVATION, ACTIVATION_GRAD, GRADIENT, PARAMETER  # noqa: E402
 
 
 @dataclass
@@ -313,22 +311,15 @@ def apply_packet_timing(net, fluid, coll) -> None:
     coll.flow_hook = hook
 
 
-def simulate_rows(w, topo: Topology, ideal: bool = False, fidelity: str = "macro", send_lat: float | None = None,
-                  simai: bool = False, compression=None) -> Breakdown:
+def simulate_rows(w, topo: Topology, ideal: bool = False, fidelity: str = "macro", compression=None) -> Breakdown:
     """A SimAI workload file as SimAI's packet-level backend executes it (simai.md section 2):
     forward rows in order, backward in reverse; fwd/ig collectives block, wg collectives do not;
     each rank has one collective queue (waiting collectives run newest first) and adds the row's
-    update time after each collective. PP is not simulated (as in SimAI); DP = GPUs / TP.
-
-    simai=True also copies SimAI's flow decomposition: its ring order, a new source port per flow
-    and chunked steps, with `send_lat` (AS_SEND_LAT) as every flow's start delay.
+    update time after each collective. PP is not simulated (as in SimAI); DP = GPUs / TP. Ranks
+    run in lockstep (folded); the per-rank replay of SimAI's own decomposition, for validation, is
+    engine/simai_replay.py.
     """
-    env, net, fluid, coll = new_network(topo, ideal, "chunked" if simai else fidelity)
-    if send_lat is not None:
-        coll.alpha = send_lat
-    if simai:
-        coll.ring_style, coll.port_policy, coll.nvlink_closed_form = "simai", "flow", False
-        apply_packet_timing(net, fluid, coll)
+    env, net, fluid, coll = new_network(topo, ideal, fidelity)
     if compression is not None:
         compression.attach(coll)
     G, tp = topo.num_gpus, w.tp

@@ -8,7 +8,7 @@ Times are integer nanoseconds, sizes integer bytes, as in the file format.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 # Traffic classes (what a compression stage keys its ratio on).
 GRADIENT = "gradient"
@@ -48,10 +48,6 @@ class Row:
             ("ig", self.ig_compute, self.ig_comm, self.ig_bytes, self.ig_class),
             ("wg", self.wg_compute, self.wg_comm, self.wg_bytes, self.wg_class),
         )
-
-    def scaled_bytes(self, factor: float) -> "Row":
-        return replace(self, fwd_bytes=round(self.fwd_bytes * factor),
-                       ig_bytes=round(self.ig_bytes * factor), wg_bytes=round(self.wg_bytes * factor))
 
 
 @dataclass
