@@ -66,3 +66,19 @@ def test_truncated_report_beyond_16_gib():
     assert res.truncated_at == 1
     text = format_endtoend_csv(res, "x-")
     assert text.startswith("layer_name,") and len(text.splitlines()) == 2  # no summary prepended
+
+
+def test_manifest_with_flags_only(simai_dir, tmp_path):
+    """A case may give its cluster only as SimAI's command line: the flags are read instead."""
+    import json
+    import shutil
+
+    m = json.loads((simai_dir / "analytical/manifest.json").read_text())
+    case = next(c for c in m["cases"] if c["name"] == "gpt13B_64g_tp8")
+    shutil.copytree(simai_dir / "analytical/gpt13B_64g_tp8", tmp_path / "gpt13B_64g_tp8")
+    del case["cluster"]
+    for run in case["runs"]:
+        del run["nic_busbw"]
+    (tmp_path / "manifest.json").write_text(json.dumps({**m, "cases": [case]}))
+    rows = validate(tmp_path / "manifest.json")
+    assert passed(rows, 0.005) and all(r.rel_err == 0 for r in rows if r.field == "csv")

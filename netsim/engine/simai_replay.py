@@ -76,6 +76,34 @@ class _RingInstance:
             self.done_cb.pop(rank)()
 
 
+class _AllToAllInstance:
+    """SimAI's all-to-all: n(n-1) concurrent flows of S/n, one channel, no chaining (section 3)."""
+
+    def __init__(self, replay, ranks: list[int], size: float):
+        self.r = replay
+        self.ranks = ranks
+        self.chunk = size / len(ranks)
+        n = len(ranks)
+        self.left = {x: 2 * (n - 1) for x in ranks}  # sends to serialise + receives to ack
+        self.done_cb: dict[int, object] = {}
+
+    def start(self, rank: int, on_done) -> None:
+        self.done_cb[rank] = on_done
+        for dst in self.ranks:
+            if dst != rank:
+                def go(dst=dst):
+                    self.r.coll.send(rank, dst, self.chunk, lambda: self._tick(dst), on_drain=lambda: self._tick(rank))
+
+                self.r.after(self.r.alpha, go)
+
+    def _tick(self, rank: int) -> None:
+        # A rank's own sends start only once it has reached the collective, so its count cannot
+        # reach zero before start() registered its callback.
+        self.left[rank] -= 1
+        if self.left[rank] == 0:
+            self.done_cb.pop(rank)()
+
+
 class SimaiReplay:
     def __init__(self, w, topo: Topology, send_lat: float):
         self.w, self.topo = w, topo
@@ -100,7 +128,9 @@ class SimaiReplay:
         ikey = (group, seq)
         inst = self.instances.get(ikey)
         if inst is None:
-            inst = self.instances[ikey] = _RingInstance(self, op, list(group), size)
+            kind = _AllToAllInstance if op == "alltoall" else _RingInstance
+            inst = self.instances[ikey] = (kind(self, list(group), size) if op == "alltoall"
+                                           else kind(self, op, list(group), size))
         return inst
 
     def rank_process(self, rank: int, stats: dict):

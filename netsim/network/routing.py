@@ -110,6 +110,11 @@ class CompiledNetwork:
     def _pick(self, cands: list[int], at: int, sip: int, dip: int, word3: int) -> int:
         if len(cands) == 1:
             return cands[0]
+        if at in self._leaves_of:
+            # A host with several NICs: ns-3's Hash32 (Murmur3, seed 0x8BADF00D) over
+            # {sip, dip, sport u16, dport u16} (simai_ns3_semantics.md section 1, multi-NIC hosts).
+            key = struct.pack("<IIHH", sip, dip, word3 & 0xFFFF, (word3 >> 16) & 0xFFFF)
+            return cands[mmh3.hash(key, 0x8BADF00D, signed=False) % len(cands)]
         return cands[ecmp_hash(sip, dip, word3, at) % len(cands)]
 
     def _down_hosts(self, leaf: int) -> list[int]:

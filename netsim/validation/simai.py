@@ -62,13 +62,25 @@ def analytical_case(case: dict, base: Path, where: str) -> list[Comparison]:
     out: list[Comparison] = []
     try:
         w = read_simai_workload(base / case["workload"])
-        cl = case["cluster"]
+        cl = case.get("cluster", {})
         for run in case["runs"]:
             flags_text = run.get("simai_flags", "")
+            # The manifest's cluster fields, else the SimAI command line they came from.
+            def pick(key, flag, default=None, cast=float, src=cl):
+                if key in src:
+                    return cast(src[key])
+                v = _flag(flags_text, flag)
+                if v is None and default is None:
+                    raise KeyError(key)
+                return cast(v) if v is not None else default
+
             flags = simai_analytical.ClusterFlags(
-                gpus=int(cl["gpus"]), gpus_per_server=int(cl["gpus_per_server"]),
-                nics_per_server=int(cl["nics_per_server"]), nvlink_busbw=float(cl.get("nvlink_busbw", -1)),
-                nic_busbw=float(run["nic_busbw"]), gpu_type=cl.get("gpu_type", "H100"),
+                gpus=pick("gpus", "-g", cast=int), gpus_per_server=pick("gpus_per_server", "-g_p_s", cast=int),
+                nics_per_server=pick("nics_per_server", "-n_p_s", cast=int),
+                nvlink_busbw=pick("nvlink_busbw", "-nv", -1.0),
+                nic_busbw=pick("nic_busbw", "-nic", -1.0, src=run),
+                gpu_type=pick("gpu_type", "-g_type", "H100", cast=str),
+                nic_type=_flag(flags_text, "-nic_t") or "cx7",
                 dp_overlap=float(_flag(flags_text, "-dp_o") or 0), tp_overlap=float(_flag(flags_text, "-tp_o") or 0),
                 ep_overlap=float(_flag(flags_text, "-ep_o") or 0), pp_overlap=float(_flag(flags_text, "-pp_o") or 1))
             res = simai_analytical.simulate(w, flags)
