@@ -313,8 +313,11 @@ def _parse_sizes(spec: str) -> list[int]:
 @click.option("--spray", is_flag=True, help="packet spraying over all equal-cost paths instead of per-flow ECMP")
 @click.option("--bandwidth", help='override the NIC line rate, e.g. "100 Gbps"')
 @click.option("--compression", help="compression profile name or YAML file")
+@click.option("--traffic", type=click.Choice(["default", "gradient", "activation", "activation_grad", "parameter",
+                                              "optimizer_state"]), default="default", show_default=True,
+              help="traffic class whose compression ratio applies")
 @click.option("--json", "as_json", is_flag=True, help="print a JSON list of rows")
-def bench_collective_cmd(topology, op, ranks, sizes, algo, fidelity, spray, bandwidth, compression, as_json):
+def bench_collective_cmd(topology, op, ranks, sizes, algo, fidelity, spray, bandwidth, compression, traffic, as_json):
     """Simulated nccl-tests: time, algbw and busbw of one collective per size on TOPOLOGY."""
     from rich.table import Table
 
@@ -331,7 +334,8 @@ def bench_collective_cmd(topology, op, ranks, sizes, algo, fidelity, spray, band
         from netsim.codecs.stage import load_stage
 
         stage = load_stage(compression)
-    rows = [bench_collective(topo, op, rank_list, s, algo=algo, fidelity=fidelity, spray=spray, compression=stage)
+    rows = [bench_collective(topo, op, rank_list, s, algo=algo, fidelity=fidelity, spray=spray, compression=stage,
+                             traffic=traffic)
             for s in _parse_sizes(sizes)]
     if as_json:
         click.echo(json.dumps([{k: r[k] for k in ("op", "ranks", "bytes", "time_us", "algbw_GBps", "busbw_GBps")}

@@ -35,14 +35,14 @@ def new_network(topo: Topology, ideal: bool = False, fidelity: str = "macro", sp
 
 def bench_collective(topo: Topology, op: str, ranks: list[int], size: int, algo: str = "ring",
                      fidelity: str = "macro", ideal: bool = False, spray: bool = False,
-                     compression=None) -> dict:
+                     compression=None, traffic: str = "default") -> dict:
     """Time one collective over `ranks` (nccl-tests' algbw/busbw, in GB/s of 1e9 bytes)."""
     env, net, fluid, coll = new_network(topo, ideal, fidelity, spray)
     if compression is not None:
         compression.attach(coll)
     finished = {}
     groups = [ranks] if op != "sendrecv" else [ranks[:2]]
-    coll.run(op, groups, size, lambda: finished.setdefault("t", env.now), algo=algo)
+    coll.run(op, groups, size, lambda: finished.setdefault("t", env.now), algo=algo, traffic=traffic)
     env.run()
     t = finished["t"]
     n = len(groups[0])
