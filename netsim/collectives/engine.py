@@ -140,12 +140,12 @@ class CollectiveEngine:
         if self.nvlink_closed_form and op != SENDRECV and self._all_intra_server(groups) and self.flow_hook is None:
             self._after(self._nvlink_time(op, len(groups[0]), size), on_done)
             return
-        batchable = not self.spray and self.flow_hook is None
+        batchable = self.flow_hook is None
         if op in (ALLREDUCE, ALLGATHER, REDUCESCATTER) and algo in ("ring", "auto") and self.fidelity == "macro" \
                 and batchable:
             self._ring_batch(op, groups, size, on_done, traffic, kind)
             return
-        if op == SENDRECV and batchable:
+        if op == SENDRECV and batchable and not self.spray:
             self._p2p_batch(groups, size, on_done, traffic, kind)
             return
         join = Join(len(groups), on_done)
@@ -181,27 +181,15 @@ class CollectiveEngine:
             self._ring(op, ranks, size, done, traffic, kind)
 
     def _ring(self, op, ranks, size, done, traffic, kind="DP"):
+        """Chunked fidelity (macro-flow rings go through _ring_batch)."""
         n = len(ranks)
         rings = ring_channels(ranks, self.gps, self.ring_style)
-        R = len(rings)
         steps = 2 * (n - 1) if op == ALLREDUCE else n - 1
-        if self.fidelity == "chunked":
-            self._ring_chunked(rings, steps, size / (n * R), done, traffic, kind)
-            return
-        per_edge = size / R * (2 * (n - 1) / n if op == ALLREDUCE else (n - 1) / n)
-        lats = [self.edge_latency(a, b) for ring in rings for a, b in zip(ring, ring[1:] + ring[:1])]
-        # Drain time of the macro flows, then every step's start overhead and propagation. A
-        # chunk crosses every edge of the ring in turn, so steps pay the ring's mean edge
-        # latency; the slowest flow's own propagation is already in its completion.
-        tail = max(0.0, steps * (self.alpha + sum(lats) / len(lats)) - max(lats))
-        join = Join(n * R, lambda: self._after(tail, done))
-        for c, ring in enumerate(rings):
-            for a, b in zip(ring, ring[1:] + ring[:1]):
-                self.send(a, b, per_edge, join, traffic, conn=c)
+        self._ring_chunked(rings, steps, size / (n * len(rings)), done, traffic, kind)
 
     def _ring_batch(self, op, groups, size, done, traffic="default", kind="DP"):
         """Macro-flow rings of every group as one batch of flows (paths cached per communicator)."""
-        key = ("ring", tuple(tuple(g) for g in groups))
+        key = ("ring", tuple(tuple(g) for g in groups), self.spray)
         plan = self._plans.get(key)
         if plan is None:
             rows, fracs, tails_lat = [], [], []
@@ -211,12 +199,12 @@ class CollectiveEngine:
                 lats = []
                 for c, ring in enumerate(rings):
                     for a, b in zip(ring, ring[1:] + ring[:1]):
-                        links = self._conn_route(a, b, c)
-                        row = [self.fluid.L - 1] * H
-                        row[: len(links)] = links
-                        rows.append(row)
-                        fracs.append(1.0 / len(rings))
-                        lats.append(self.net.path_latency(links))
+                        # One flow per ring edge and channel (split over every path when spraying).
+                        routes = self.net.all_routes(a, b) if self.spray else [self._conn_route(a, b, c)]
+                        for links in routes:
+                            rows.append(list(links) + [self.fluid.L - 1] * (H - len(links)))
+                            fracs.append(1.0 / len(rings) / len(routes))
+                        lats.append(self.net.path_latency(routes[0]))
                 tails_lat.append((sum(lats) / len(lats), max(lats)))
             plan = (np.array(rows, dtype=np.int64), np.array(fracs), tails_lat, len(groups[0]))
             self._plans[key] = plan
@@ -233,7 +221,7 @@ class CollectiveEngine:
         r = c.ratio(traffic)
         codec = c.collective_codec_s(op, n, size) + c.pipeline_latency_s(op, n)
         c.acct.add(traffic, factor * size, factor * size * r, 0.0 if c.pipelined else codec)
-        caps = c.engine_rate() * fracs if c.pipelined else None  # a rank's channels share its engine
+        caps = c.engine_rate() * fracs if c.pipelined else None  # a rank's flows share its engine
         self.fluid.start_batch(paths, fracs * size * factor, done, delay=max_lat + tail + codec,
                                weights=np.full(len(fracs), r), caps=caps)
 
