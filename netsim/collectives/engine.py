@@ -145,8 +145,8 @@ class CollectiveEngine:
                 and batchable:
             self._ring_batch(op, groups, size, on_done, traffic, kind)
             return
-        if op == SENDRECV and batchable and not self.spray:
-            self._p2p_batch(groups, size, on_done, traffic, kind)
+        if op == SENDRECV and batchable:
+            self._pairs_batch(groups, size, on_done, traffic, kind)
             return
         join = Join(len(groups), on_done)
         for g in groups:
@@ -225,33 +225,38 @@ class CollectiveEngine:
         self.fluid.start_batch(paths, fracs * size * factor, done, delay=max_lat + tail + codec,
                                weights=np.full(len(fracs), r), caps=caps)
 
-    def _p2p_batch(self, pairs, size, done, traffic="default", kind="PP"):
-        key = ("p2p", tuple(tuple(p) for p in pairs))
+    def _pairs_batch(self, pairs, size, done, traffic="default", kind="PP", conn="p2p"):
+        """Concurrent point-to-point flows of `size` bytes, one per (src, dst) pair, as one batch
+        after the start overhead (split over every path when spraying); send/recv and all-to-all."""
+        key = (conn, tuple(tuple(p) for p in pairs), self.spray)
         plan = self._plans.get(key)
         if plan is None:
-            H = self.fluid.H
-            rows, lats = [], []
+            H, pad = self.fluid.H, self.fluid.L - 1
+            rows, fracs, lat = [], [], 0.0
             for a, b in pairs:
-                links = self._conn_route(a, b, "p2p")
-                rows.append(list(links) + [self.fluid.L - 1] * (H - len(links)))
-                lats.append(self.net.path_latency(links))
-            plan = self._plans[key] = (np.array(rows, dtype=np.int64), max(lats))
-        paths, lat = plan
-        sizes = np.full(paths.shape[0], float(size))
+                routes = self.net.all_routes(a, b) if self.spray else [self._conn_route(a, b, conn)]
+                for links in routes:
+                    rows.append(list(links) + [pad] * (H - len(links)))
+                    fracs.append(1.0 / len(routes))
+                    lat = max(lat, self.net.path_latency(links))
+            plan = self._plans[key] = (np.array(rows, dtype=np.int64), np.array(fracs), lat)
+        paths, fracs, lat = plan
+        sizes = fracs * float(size)
         c = self._codec(traffic, kind)
         if c is None:
             self._after(self.alpha, lambda: self.fluid.start_batch(paths, sizes, done, delay=lat))
             return
         r = c.ratio(traffic)
         w = np.full(len(sizes), r)
+        sent = size * sum(1 for a, _b in pairs if a == pairs[0][0])  # bytes one rank sends
         if c.pipelined:
-            c.acct.add(traffic, size, size * r, 0.0)
-            caps = np.full(len(sizes), c.engine_rate())
+            c.acct.add(traffic, sent, sent * r, 0.0)
+            caps = c.engine_rate() * fracs
             self._after(self.alpha, lambda: self.fluid.start_batch(paths, sizes, done, delay=lat + c.p.latency,
                                                                    weights=w, caps=caps))
             return
         pre, post = c.compress_s(size), c.decompress_s(size)
-        c.acct.add(traffic, size, size * r, pre + post)
+        c.acct.add(traffic, sent, sent * r, pre + post)
         self._after(self.alpha + pre, lambda: self.fluid.start_batch(paths, sizes, done, delay=lat + post, weights=w))
 
     def _conn_route(self, src: int, dst: int, conn) -> tuple[int, ...]:
@@ -283,35 +288,15 @@ class CollectiveEngine:
                 step(r, 0)
 
     def _alltoall(self, ranks, size, done, traffic, kind="DP"):
+        """Direct all-to-all: n(n-1) concurrent flows of S/n."""
         n = len(ranks)
-        if self.flow_hook is None and self._codec(traffic, kind) is None:
-            self._alltoall_batch(ranks, size / n, done)
+        pairs = [(a, b) for a in ranks for b in ranks if a != b]
+        if self.flow_hook is None:
+            self._pairs_batch(pairs, size / n, done, traffic, kind, conn="a2a")
             return
-        join = Join(n * (n - 1), done)
-        for a in ranks:
-            for b in ranks:
-                if a != b:
-                    self._after(self.alpha, lambda a=a, b=b: self.send(a, b, size / n, join, traffic, kind=kind))
-
-    def _alltoall_batch(self, ranks, chunk, done):
-        """Direct all-to-all: n(n-1) concurrent flows (each split over every path when spraying)."""
-        key = ("a2a", tuple(ranks), self.spray)
-        plan = self._plans.get(key)
-        if plan is None:
-            H, pad = self.fluid.H, self.fluid.L - 1
-            rows, fracs, lat = [], [], 0.0
-            for a in ranks:
-                for b in ranks:
-                    if a == b:
-                        continue
-                    routes = self.net.all_routes(a, b) if self.spray else [self._conn_route(a, b, "a2a")]
-                    for links in routes:
-                        rows.append(list(links) + [pad] * (H - len(links)))
-                        fracs.append(1.0 / len(routes))
-                        lat = max(lat, self.net.path_latency(links))
-            plan = self._plans[key] = (np.array(rows, dtype=np.int64), np.array(fracs), lat)
-        paths, fracs, lat = plan
-        self._after(self.alpha, lambda: self.fluid.start_batch(paths, fracs * chunk, done, delay=lat))
+        join = Join(len(pairs), done)
+        for a, b in pairs:
+            self._after(self.alpha, lambda a=a, b=b: self.send(a, b, size / n, join, traffic, kind=kind))
 
     def _tree_allreduce(self, ranks, size, done, traffic):
         trees = double_binary_tree(ranks)
