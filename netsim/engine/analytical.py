@@ -211,9 +211,11 @@ def simulate(stages: list[Workload], topo: Topology, tp: int, dp: int, pp: int, 
         rep = len(stages) - 1
     replays: dict[int, StageReplay] = {}
     timeline = {}
+    rep_groups = Groups.build(topo, tp, dp, pp, stage=rep)
     for i, w in enumerate(stages):
         if id(w) not in replays:
-            replays[id(w)] = replay_stage(w, Groups.build(topo, tp, dp, pp, stage=i), ns_time, gpu_codec_ns)
+            groups = rep_groups if i == rep else Groups.build(topo, tp, dp, pp, stage=i)
+            replays[id(w)] = replay_stage(w, groups, ns_time, gpu_codec_ns)
             timeline[f"stage {i} (rank {rank_of(0, 0, i, tp, dp)})"] = replays[id(w)].spans
     main = replays[id(stages[rep])]
     w = stages[rep]
@@ -222,7 +224,7 @@ def simulate(stages: list[Workload], topo: Topology, tp: int, dp: int, pp: int, 
     bubble = sum(fb) + (m - 1) * max(fb) - m * fb[rep] if pp > 1 else 0.0
     pp_ns = 0.0
     if pp > 1 and w.pp_comm_bytes > 0:
-        hop = Groups.build(topo, tp, dp, pp, stage=rep).pp_hop
+        hop = rep_groups.pp_hop
         pp_ns = 2 * (m + pp - 2) * ns_time(SENDRECV, hop, w.pp_comm_bytes, "activation", "PP")
     tp_ns, ep_ns = main.blocking_ns["TP"], main.blocking_ns["EP"]
     dp_ns = main.end_ns - main.compute_ns - tp_ns - ep_ns
@@ -238,13 +240,8 @@ def simulate(stages: list[Workload], topo: Topology, tp: int, dp: int, pp: int, 
     if compression is not None:
         res.extra["compression"] = compression.acct.report()
     res.extra.update({"representative_stage": rep, "microbatches": m,
-                 "tp_busbw_GBps": _gbps(main_groups(topo, tp, dp, pp, rep).tp),
-                 "dp_busbw_GBps": _gbps(main_groups(topo, tp, dp, pp, rep).dp)})
+                      "tp_busbw_GBps": _gbps(rep_groups.tp), "dp_busbw_GBps": _gbps(rep_groups.dp)})
     return res
-
-
-def main_groups(topo: Topology, tp: int, dp: int, pp: int, rep: int) -> Groups:
-    return Groups.build(topo, tp, dp, pp, stage=rep)
 
 
 def _gbps(g: GroupPlacement) -> float:
