@@ -20,7 +20,7 @@ from netsim.network.routing import compile_network
 from netsim.network.topology import Topology
 from netsim.engine.analytical import parse_comm
 from netsim.engine.result import Breakdown
-from netsim.workload.parallel import Parallelism, rank_of
+from netsim.workload.parallel import Parallelism, dp_group, rank_of, tp_group
 from netsim.workload.rows import ACTIVATION, ACTIVATION_GRAD, GRADIENT, PARAMETER
 
 
@@ -66,9 +66,10 @@ class StageStats:
 
 
 def _groups(par: Parallelism, stage: int, replicas: int):
+    """A stage's TP groups (of the simulated DP replicas) and all its DP groups."""
     tp, dp = par.tp, par.dp
-    tpg = [[rank_of(t, d, stage, tp, dp) for t in range(tp)] for d in range(replicas)]
-    dpg = [[rank_of(t, d, stage, tp, dp) for d in range(dp)] for t in range(tp)]
+    tpg = [tp_group(rank_of(0, d, stage, tp, dp), tp, dp) for d in range(replicas)]
+    dpg = [dp_group(rank_of(t, 0, stage, tp, dp), tp, dp) for t in range(tp)]
     return tpg, dpg
 
 
@@ -324,8 +325,9 @@ def simulate_rows(w, topo: Topology, ideal: bool = False, fidelity: str = "macro
         compression.attach(coll)
     G, tp = topo.num_gpus, w.tp
     dp = G // tp
-    tpg = [list(range(i * tp, (i + 1) * tp)) for i in range(dp)]
-    dpg = [[i + j * tp for j in range(dp)] for i in range(tp)]
+    # SimAI's packet backend has no PP: every GPU is in one stage, so DP = GPUs / TP.
+    tpg = [tp_group(d * tp, tp, dp) for d in range(dp)]
+    dpg = [dp_group(t, tp, dp) for t in range(tp)]
     queue: list = []  # waiting (op, groups, size, event, update_ns), newest last
     running = [False]
     stats = {"compute": 0.0, "blocking": 0.0, "spans": []}

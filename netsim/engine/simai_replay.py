@@ -20,6 +20,7 @@ from netsim.engine.analytical import parse_comm
 from netsim.engine.flow import apply_packet_timing, new_network
 from netsim.engine.result import Breakdown
 from netsim.network.topology import Topology
+from netsim.workload.parallel import dp_group, tp_group
 
 
 class _RingInstance:
@@ -113,8 +114,9 @@ class SimaiReplay:
         self.alpha = send_lat
         G, tp = topo.num_gpus, w.tp
         dp = G // tp
-        self.tp_of = {r: tuple(range((r // tp) * tp, (r // tp + 1) * tp)) for r in range(G)}
-        self.dp_of = {r: tuple(r % tp + j * tp for j in range(dp)) for r in range(G)}
+        # PP is not simulated by SimAI's packet backend: one stage, DP = GPUs / TP.
+        self.tp_of = {r: tuple(tp_group(r, tp, dp)) for r in range(G)}
+        self.dp_of = {r: tuple(dp_group(r, tp, dp)) for r in range(G)}
         self.instances: dict[tuple, _RingInstance] = {}
         self.count: dict[tuple, int] = defaultdict(int)
 
