@@ -96,7 +96,6 @@ def write_outputs(df: pd.DataFrame, out: Path, codec: str, situation: str | None
                 w = csv.writer(fh)
                 w.writerow(["algorithm", "situation", "uncompressed_size", "compressed_size", "compression_ratio"])
                 for r in g.itertuples():
-                    name = "zlib" if r.codec == "zlib" else r.codec
-                    w.writerow([name, r.situation, r.uncompressed_bytes, r.compressed_bytes,
+                    w.writerow([r.codec, r.situation, r.uncompressed_bytes, r.compressed_bytes,
                                 r.ratio if r.uncompressed_bytes else ""])
     return prof
