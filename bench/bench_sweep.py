@@ -21,16 +21,21 @@ from netsim.sweep.runner import execute  # noqa: E402
 SWEEP = {
     "name": "bench",
     "base": {"topology": str(ROOT / "topologies/dcn_512.yaml"), "model": "7B", "backend": "analytical"},
-    "grid": {"bandwidth": [f"{g} Gbps" for g in (50, 100, 150, 200, 250, 300, 350, 400, 600, 800)],
-             "gbs": [128, 256, 384, 512, 640, 768, 896, 1024, 1152, 1280]},
+    "grid": {
+        "bandwidth": [f"{g} Gbps" for g in (50, 100, 150, 200, 250, 300, 350, 400, 600, 800)],
+        "gbs": [128, 256, 384, 512, 640, 768, 896, 1024, 1152, 1280],
+    },
 }
 
 
 def main() -> None:
     points = expand(parse_model(SweepConfig, SWEEP, "bench"))
     assert len(points) == 100
-    for label, kw in (("1 worker", {"workers": 1}), ("2 workers", {"workers": 2}),
-                      ("Dask LocalCluster, 2 workers", {"workers": 2, "dask": "local"})):
+    for label, kw in (
+        ("1 worker", {"workers": 1}),
+        ("2 workers", {"workers": 2}),
+        ("Dask LocalCluster, 2 workers", {"workers": 2, "dask": "local"}),
+    ):
         with tempfile.TemporaryDirectory() as d:
             t0 = time.perf_counter()
             df = execute(points, Path(d), **kw)

@@ -33,15 +33,17 @@ def main() -> None:
 
 
 def _parallel_options(f):
-    for opt in reversed([
-        click.option("--tp", type=click.IntRange(min=1), help="tensor-parallel size"),
-        click.option("--pp", type=click.IntRange(min=1), help="pipeline-parallel size"),
-        click.option("--dp", type=click.IntRange(min=1), help="data-parallel size (default: GPUs / (tp x pp))"),
-        click.option("--gbs", type=click.IntRange(min=1), help="global batch size (sequences)"),
-        click.option("--mbs", type=click.IntRange(min=1), help="micro-batch size"),
-        click.option("--seq", type=click.IntRange(min=1), help="sequence length"),
-        click.option("--sp/--no-sp", default=None, help="sequence parallelism"),
-    ]):
+    for opt in reversed(
+        [
+            click.option("--tp", type=click.IntRange(min=1), help="tensor-parallel size"),
+            click.option("--pp", type=click.IntRange(min=1), help="pipeline-parallel size"),
+            click.option("--dp", type=click.IntRange(min=1), help="data-parallel size (default: GPUs / (tp x pp))"),
+            click.option("--gbs", type=click.IntRange(min=1), help="global batch size (sequences)"),
+            click.option("--mbs", type=click.IntRange(min=1), help="micro-batch size"),
+            click.option("--seq", type=click.IntRange(min=1), help="sequence length"),
+            click.option("--sp/--no-sp", default=None, help="sequence parallelism"),
+        ]
+    ):
         f = opt(f)
     return f
 
@@ -50,33 +52,92 @@ def _parallel_options(f):
 @click.argument("topology", type=click.Path(dir_okay=False))
 @click.option("--model", help="model preset (7B, 13B, 22B, 70B, 175B, 405B, or a name) or a model YAML")
 @click.option("--workload", type=click.Path(dir_okay=False), help="a SimAI/AICB workload file")
-@click.option("--backend", type=click.Choice(["flow", "analytical"]), default=None,
-              help="flow (default): SimPy + fluid max-min network (contention, ECMP, overlap); analytical: closed "
-                   "forms (the default with --mode simai)")
-@click.option("--network", type=click.Choice(["real", "ideal"]), default="real", show_default=True,
-              help="ideal: infinite bandwidth and zero latency, to isolate compute and the pipeline bubble")
-@click.option("--fidelity", type=click.Choice(["macro", "chunked"]), default="macro", show_default=True,
-              help="flow backend: one flow per ring edge, or every ring step")
+@click.option(
+    "--backend",
+    type=click.Choice(["flow", "analytical"]),
+    default=None,
+    help="flow (default): SimPy + fluid max-min network (contention, ECMP, overlap); analytical: closed "
+    "forms (the default with --mode simai)",
+)
+@click.option(
+    "--network",
+    type=click.Choice(["real", "ideal"]),
+    default="real",
+    show_default=True,
+    help="ideal: infinite bandwidth and zero latency, to isolate compute and the pipeline bubble",
+)
+@click.option(
+    "--fidelity",
+    type=click.Choice(["macro", "chunked"]),
+    default="macro",
+    show_default=True,
+    help="flow backend: one flow per ring edge, or every ring step",
+)
 @click.option("--schedule", type=click.Choice(["1f1b", "gpipe"]), default=None, help="pipeline schedule")
-@click.option("--mode", type=click.Choice(["physical", "simai"]), default="physical", show_default=True,
-              help="analytical backend: physically sound, or SimAI-Analytical compatible")
+@click.option(
+    "--mode",
+    type=click.Choice(["physical", "simai"]),
+    default="physical",
+    show_default=True,
+    help="analytical backend: physically sound, or SimAI-Analytical compatible",
+)
 @click.option("--bandwidth", help='override the NIC line rate, e.g. "100 Gbps"')
 @click.option("--compression", help="compression profile (see calibration/compression/) or YAML file")
 @_parallel_options
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
-@click.option("--out", type=click.Path(file_okay=False),
-              help="also write EndToEnd.csv, result.json, breakdown.png, timeline.png and utilisation.png here")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    help="also write EndToEnd.csv, result.json, breakdown.png, timeline.png and utilisation.png here",
+)
 @click.option("--trace", type=click.Path(dir_okay=False), help="write a Chrome/Perfetto trace (JSON)")
-def run(topology, model, workload, backend, network, fidelity, schedule, mode, bandwidth, compression, tp, pp, dp, gbs,
-        mbs, seq, sp, as_json, out, trace):
+def run(
+    topology,
+    model,
+    workload,
+    backend,
+    network,
+    fidelity,
+    schedule,
+    mode,
+    bandwidth,
+    compression,
+    tp,
+    pp,
+    dp,
+    gbs,
+    mbs,
+    seq,
+    sp,
+    as_json,
+    out,
+    trace,
+):
     """Simulate one training iteration on TOPOLOGY and print its time breakdown."""
     from netsim.report.simai_csv import format_endtoend_csv
     from netsim.report.tables import breakdown_table, print_table
-    from netsim.simulate import RunSpec, run as run_sim
+    from netsim.simulate import RunSpec
+    from netsim.simulate import run as run_sim
 
-    spec = RunSpec(topology=topology, model=model, workload=workload, backend=backend, mode=mode,
-                   bandwidth=bandwidth, tp=tp, pp=pp, dp=dp, gbs=gbs, mbs=mbs, seq=seq, sp=sp, network=network,
-                   fidelity=fidelity, schedule=schedule, compression=compression)
+    spec = RunSpec(
+        topology=topology,
+        model=model,
+        workload=workload,
+        backend=backend,
+        mode=mode,
+        bandwidth=bandwidth,
+        tp=tp,
+        pp=pp,
+        dp=dp,
+        gbs=gbs,
+        mbs=mbs,
+        seq=seq,
+        sp=sp,
+        network=network,
+        fidelity=fidelity,
+        schedule=schedule,
+        compression=compression,
+    )
     res = run_sim(spec)
     payload = res.to_dict()
     if out:
@@ -102,9 +163,11 @@ def run(topology, model, workload, backend, network, fidelity, schedule, mode, b
         return
     par = payload["config"].get("parallelism", {})
     what = model or workload
-    title = (f"{what} on {payload['config']['topology']['name']} ({payload['config']['topology']['gpus']} GPUs): "
-             f"TP{par.get('tp')} PP{par.get('pp')} DP{par.get('dp')}, {par.get('microbatches')} micro-batches; "
-             f"{payload['config']['backend']} backend, {mode} mode")
+    title = (
+        f"{what} on {payload['config']['topology']['name']} ({payload['config']['topology']['gpus']} GPUs): "
+        f"TP{par.get('tp')} PP{par.get('pp')} DP{par.get('dp')}, {par.get('microbatches')} micro-batches; "
+        f"{payload['config']['backend']} backend, {mode} mode"
+    )
     print_table(breakdown_table(res.breakdown, title))
     links = payload.get("link_utilization")
     if links:
@@ -129,11 +192,18 @@ def validate() -> None:
 @validate.command("simai")
 @click.argument("manifest", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="print a JSON list of comparisons")
-@click.option("--tolerance", type=float, default=None,
-              help="allowed |relative error| of total_us [0.005 for SimAI-Analytical, 0.05 for SimAI-ns3]")
-@click.option("--compare-flow", is_flag=True,
-              help="SimAI-Analytical manifests: show netsim's flow backend beside SimAI, with the reason for "
-                   "every difference over 5%")
+@click.option(
+    "--tolerance",
+    type=float,
+    default=None,
+    help="allowed |relative error| of total_us [0.005 for SimAI-Analytical, 0.05 for SimAI-ns3]",
+)
+@click.option(
+    "--compare-flow",
+    is_flag=True,
+    help="SimAI-Analytical manifests: show netsim's flow backend beside SimAI, with the reason for "
+    "every difference over 5%",
+)
 def validate_simai(manifest, as_json, tolerance, compare_flow):
     """Rerun every case of a netsim-reference/1 MANIFEST and compare with SimAI.
 
@@ -142,7 +212,9 @@ def validate_simai(manifest, as_json, tolerance, compare_flow):
     from rich.table import Table
 
     from netsim.report.tables import print_table
-    from netsim.validation.simai import compare_flow as run_compare, load_manifest, passed, validate as run_validation
+    from netsim.validation.simai import compare_flow as run_compare
+    from netsim.validation.simai import load_manifest, passed
+    from netsim.validation.simai import validate as run_validation
 
     if compare_flow:
         rows = run_compare(manifest)
@@ -153,8 +225,15 @@ def validate_simai(manifest, as_json, tolerance, compare_flow):
         for col in ("case", "Gbps", "field", "SimAI-Analytical (us)", "netsim flow (us)", "diff", "why"):
             t.add_column(col, justify="left" if col in ("case", "field", "why") else "right")
         for r in rows:
-            t.add_row(r["case"], str(r["nominal_gbps"]), r["field"], f"{r['simai_analytical_us']:,.0f}",
-                      f"{r['flow_us']:,.0f}", f"{r['rel_diff']:+.1%}", r["reason"])
+            t.add_row(
+                r["case"],
+                str(r["nominal_gbps"]),
+                r["field"],
+                f"{r['simai_analytical_us']:,.0f}",
+                f"{r['flow_us']:,.0f}",
+                f"{r['rel_diff']:+.1%}",
+                r["reason"],
+            )
         print_table(t)
         return
     if tolerance is None:
@@ -170,16 +249,26 @@ def validate_simai(manifest, as_json, tolerance, compare_flow):
             t.add_column(col, justify="left" if col in ("case", "field") else "right")
         for r in rows:
             if r.field == "csv":
-                t.add_row(r.case, f"{r.nominal_gbps}", "EndToEnd.csv", "", "", "identical" if r.rel_err == 0 else "DIFFERS")
+                t.add_row(
+                    r.case, f"{r.nominal_gbps}", "EndToEnd.csv", "", "", "identical" if r.rel_err == 0 else "DIFFERS"
+                )
             else:
-                t.add_row(r.case, f"{r.nominal_gbps}", r.field, f"{r.expected_us:,.0f}", f"{r.got_us:,.1f}",
-                          f"{r.rel_err:+.4%}")
+                t.add_row(
+                    r.case,
+                    f"{r.nominal_gbps}",
+                    r.field,
+                    f"{r.expected_us:,.0f}",
+                    f"{r.got_us:,.1f}",
+                    f"{r.rel_err:+.4%}",
+                )
         print_table(t)
         totals = [r for r in rows if r.field == "total_us"]
         same = sum(1 for r in rows if r.field == "csv" and r.rel_err == 0)
         worst = max((abs(r.rel_err) for r in totals), default=0.0)
-        click.echo(f"{'PASS' if ok else 'FAIL'}: {len(totals)} runs, worst |total error| {worst:.4%} "
-                   f"(tolerance {tolerance:.2%}); CSV identical {same}/{sum(1 for r in rows if r.field == 'csv')}")
+        click.echo(
+            f"{'PASS' if ok else 'FAIL'}: {len(totals)} runs, worst |total error| {worst:.4%} "
+            f"(tolerance {tolerance:.2%}); CSV identical {same}/{sum(1 for r in rows if r.field == 'csv')}"
+        )
     sys.exit(0 if ok else 1)
 
 
@@ -193,8 +282,14 @@ def export() -> None:
 @click.option("--gpus", type=click.IntRange(min=1), help="world size (or take it from --topology)")
 @click.option("--topology", type=click.Path(dir_okay=False), help="topology whose GPU count is the world size")
 @_parallel_options
-@click.option("--format", "fmt", type=click.Choice(["aicb", "netsim"]), default="aicb", show_default=True,
-              help="aicb: what AICB writes for these arguments; netsim: netsim's Megatron workload (slowest stage)")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["aicb", "netsim"]),
+    default="aicb",
+    show_default=True,
+    help="aicb: what AICB writes for these arguments; netsim: netsim's Megatron workload (slowest stage)",
+)
 @click.option("--aiob", type=click.Path(dir_okay=False), help="AIOB timing file for the compute columns (aicb format)")
 @click.option("--gpu", default=None, help="GPU type for compute times (default: the topology's, else H100)")
 @click.option("--tail", is_flag=True, help="keep AICB's cross_entropy/optimizer tail rows (SimAI's ns-3 hangs on them)")
@@ -225,8 +320,10 @@ def export_simai(model, gpus, topology, tp, pp, dp, gbs, mbs, seq, sp, fmt, aiob
         sw = build_megatron(m, par, comp)
         w = sw.stages[sw.representative()]
     write_simai_workload(w, output)
-    click.echo(f"wrote {output}: {len(w.rows)} rows, TP{par.tp} PP{par.pp} DP{par.dp}, "
-               f"{par.microbatches} micro-batches ({fmt} format)")
+    click.echo(
+        f"wrote {output}: {len(w.rows)} rows, TP{par.tp} PP{par.pp} DP{par.dp}, "
+        f"{par.microbatches} micro-batches ({fmt} format)"
+    )
 
 
 @main.command()
@@ -246,8 +343,9 @@ def sweep(sweep_file, out, workers, dask_address, resume, quiet):
     cfg = load_model(SweepConfig, sweep_file)
     points = expand(cfg, base_dir=Path(sweep_file).parent)
     out_dir = Path(out or Path("sweeps_out") / cfg.name)
-    df = execute(points, out_dir, workers=workers, dask=dask_address, resume=resume,
-                 progress=None if quiet else eta_printer())
+    df = execute(
+        points, out_dir, workers=workers, dask=dask_address, resume=resume, progress=None if quiet else eta_printer()
+    )
     failed = int((df["status"] != "ok").sum())
     click.echo(f"{len(df)} runs in {out_dir / 'results.csv'} ({failed} failed)")
 
@@ -280,7 +378,9 @@ def _parse_ranks(spec: str, gpus: int) -> list[int]:
         else:
             ranks = list(range(int(spec)))
     except ValueError:
-        raise InputError(f"expected all, a count, a range 0-63 or a list 0,8,16; got {spec!r}", field="--ranks") from None
+        raise InputError(
+            f"expected all, a count, a range 0-63 or a list 0,8,16; got {spec!r}", field="--ranks"
+        ) from None
     if not ranks or min(ranks) < 0 or max(ranks) >= gpus or len(set(ranks)) != len(ranks):
         raise InputError(f"ranks must be distinct and within 0..{gpus - 1}; got {spec!r}", field="--ranks")
     return ranks
@@ -304,8 +404,12 @@ def _parse_sizes(spec: str) -> list[int]:
 
 @main.command("bench-collective")
 @click.argument("topology", type=click.Path(dir_okay=False))
-@click.option("--op", type=click.Choice(["allreduce", "allgather", "reducescatter", "alltoall", "sendrecv"]),
-              default="allreduce", show_default=True)
+@click.option(
+    "--op",
+    type=click.Choice(["allreduce", "allgather", "reducescatter", "alltoall", "sendrecv"]),
+    default="allreduce",
+    show_default=True,
+)
 @click.option("--ranks", default="all", show_default=True, help="all, a count (first N), a range 0-63, or a list 0,200")
 @click.option("--sizes", default="1MiB:1GiB", show_default=True, help="LO:HI (powers of two) or a list 1MiB,1GiB")
 @click.option("--algo", type=click.Choice(["ring", "tree", "hierarchical", "auto"]), default="auto", show_default=True)
@@ -313,9 +417,13 @@ def _parse_sizes(spec: str) -> list[int]:
 @click.option("--spray", is_flag=True, help="packet spraying over all equal-cost paths instead of per-flow ECMP")
 @click.option("--bandwidth", help='override the NIC line rate, e.g. "100 Gbps"')
 @click.option("--compression", help="compression profile name or YAML file")
-@click.option("--traffic", type=click.Choice(["default", "gradient", "activation", "activation_grad", "parameter",
-                                              "optimizer_state"]), default="default", show_default=True,
-              help="traffic class whose compression ratio applies")
+@click.option(
+    "--traffic",
+    type=click.Choice(["default", "gradient", "activation", "activation_grad", "parameter", "optimizer_state"]),
+    default="default",
+    show_default=True,
+    help="traffic class whose compression ratio applies",
+)
 @click.option("--json", "as_json", is_flag=True, help="print a JSON list of rows")
 def bench_collective_cmd(topology, op, ranks, sizes, algo, fidelity, spray, bandwidth, compression, traffic, as_json):
     """Simulated nccl-tests: time, algbw and busbw of one collective per size on TOPOLOGY."""
@@ -334,12 +442,18 @@ def bench_collective_cmd(topology, op, ranks, sizes, algo, fidelity, spray, band
         from netsim.codecs.stage import load_stage
 
         stage = load_stage(compression)
-    rows = [bench_collective(topo, op, rank_list, s, algo=algo, fidelity=fidelity, spray=spray, compression=stage,
-                             traffic=traffic)
-            for s in _parse_sizes(sizes)]
+    rows = [
+        bench_collective(
+            topo, op, rank_list, s, algo=algo, fidelity=fidelity, spray=spray, compression=stage, traffic=traffic
+        )
+        for s in _parse_sizes(sizes)
+    ]
     if as_json:
-        click.echo(json.dumps([{k: r[k] for k in ("op", "ranks", "bytes", "time_us", "algbw_GBps", "busbw_GBps")}
-                               for r in rows]))
+        click.echo(
+            json.dumps(
+                [{k: r[k] for k in ("op", "ranks", "bytes", "time_us", "algbw_GBps", "busbw_GBps")} for r in rows]
+            )
+        )
         return
     t = Table(title=f"{op} over {len(rank_list)} ranks on {topo.name} ({algo}, {fidelity})", title_justify="left")
     for col in ("size (B)", "time (us)", "algbw (GB/s)", "busbw (GB/s)"):
@@ -374,8 +488,16 @@ def study_netzip(out, workers, dask_address, resume, quick, quiet):
     f = ROOT / "sweeps" / ("netzip-quick.yaml" if quick else "netzip.yaml")
     points = expand(load_model(SweepConfig, f), base_dir=f.parent)
     out_dir = Path(out)
-    df = tidy(execute(points, out_dir, workers=workers, dask=dask_address, resume=resume,
-                      progress=None if quiet else eta_printer()))
+    df = tidy(
+        execute(
+            points,
+            out_dir,
+            workers=workers,
+            dask=dask_address,
+            resume=resume,
+            progress=None if quiet else eta_printer(),
+        )
+    )
     df.to_csv(out_dir / "study.csv", index=False)
     plot_comm_share(df, out_dir / "comm_share.png")
     plot_reduction(df, out_dir / "reduction.png")
@@ -389,14 +511,25 @@ def study_netzip(out, workers, dask_address, resume, quick, quiet):
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option("--codecs", default="lz4,snappy,zlib,zstd", show_default=True, help="comma list of lz4, snappy, zlib, zstd")
-@click.option("--transforms", default="all", show_default=True,
-              help="'artifact' (NetZIP's 12 situations), 'netsim' (lossless deltas), 'all', or a comma list")
+@click.option(
+    "--codecs", default="lz4,snappy,zlib,zstd", show_default=True, help="comma list of lz4, snappy, zlib, zstd"
+)
+@click.option(
+    "--transforms",
+    default="all",
+    show_default=True,
+    help="'artifact' (NetZIP's 12 situations), 'netsim' (lossless deltas), 'all', or a comma list",
+)
 @click.option("--granularity", type=click.Choice(["tensor", "packet"]), default="tensor", show_default=True)
 @click.option("--packet-size", default="4KiB", show_default=True, help="packet size for --granularity packet")
 @click.option("--dtype", type=click.Choice(["bf16"]), help="for .npy: the uint16 array holds bf16 bit patterns")
-@click.option("--class", "default_class", default="default", show_default=True,
-              help="traffic class of files outside NetZIP's layout")
+@click.option(
+    "--class",
+    "default_class",
+    default="default",
+    show_default=True,
+    help="traffic class of files outside NetZIP's layout",
+)
 @click.option("--min-size", default="0", show_default=True, help="skip files smaller than this (the artifact: 2MiB)")
 @click.option("--profile-codec", default="lz4", show_default=True, help="codec of the ratio profile YAML")
 @click.option("--profile-situation", help="situation of the ratio profile (default: best lossless per class)")
@@ -404,12 +537,27 @@ def study_netzip(out, workers, dask_address, resume, quick, quiet):
 @click.option("--out", type=click.Path(file_okay=False), default="analysis", show_default=True)
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="print the aggregate table as JSON")
-def analyze(paths, codecs, transforms, granularity, packet_size, dtype, default_class, min_size, profile_codec,
-            profile_situation, artifact_csv, out, workers, as_json):
+def analyze(
+    paths,
+    codecs,
+    transforms,
+    granularity,
+    packet_size,
+    dtype,
+    default_class,
+    min_size,
+    profile_codec,
+    profile_situation,
+    artifact_csv,
+    out,
+    workers,
+    as_json,
+):
     """Compression ratios of tensors (NetZIP collector layout, .pt, .safetensors, .npy)."""
     from netsim.codecs.analyzer import ALL_SITUATIONS, ARTIFACT_SITUATIONS, NETSIM_SITUATIONS
     from netsim.codecs.codecs import NAMES
-    from netsim.codecs.report import aggregate, run as run_analysis, write_outputs
+    from netsim.codecs.report import aggregate, write_outputs
+    from netsim.codecs.report import run as run_analysis
     from netsim.codecs.tensors import discover
     from netsim.sweep.runner import eta_printer
     from netsim.units import parse_size
@@ -418,14 +566,20 @@ def analyze(paths, codecs, transforms, granularity, packet_size, dtype, default_
     for c in cl:
         if c not in NAMES:
             raise InputError(f"unknown codec {c!r}; expected some of {', '.join(NAMES)}", field="--codecs")
-    sits = {"artifact": list(ARTIFACT_SITUATIONS), "netsim": ["original"] + list(NETSIM_SITUATIONS),
-            "all": list(ALL_SITUATIONS)}.get(transforms)
+    sits = {
+        "artifact": list(ARTIFACT_SITUATIONS),
+        "netsim": ["original"] + list(NETSIM_SITUATIONS),
+        "all": list(ALL_SITUATIONS),
+    }.get(transforms)
     if sits is None:
         sits = [t.strip() for t in transforms.split(",")]
         bad = [t for t in sits if t not in ALL_SITUATIONS]
         if bad:
-            raise InputError(f"unknown transform(s) {', '.join(bad)}; expected artifact, netsim, all or some of "
-                             f"{', '.join(ALL_SITUATIONS)}", field="--transforms")
+            raise InputError(
+                f"unknown transform(s) {', '.join(bad)}; expected artifact, netsim, all or some of "
+                f"{', '.join(ALL_SITUATIONS)}",
+                field="--transforms",
+            )
     try:
         psize, msize = parse_size(packet_size), parse_size(min_size)
     except ValueError as e:
@@ -433,8 +587,17 @@ def analyze(paths, codecs, transforms, granularity, packet_size, dtype, default_
     files = discover(list(paths), default_class)
     if not files:
         raise InputError("no tensor files (.pkl, .pt, .safetensors, .npy) found", field="PATHS")
-    df = run_analysis(files, cl, sits, granularity, psize, dtype, msize, workers,
-                      progress=None if as_json or len(files) < 4 else eta_printer())
+    df = run_analysis(
+        files,
+        cl,
+        sits,
+        granularity,
+        psize,
+        dtype,
+        msize,
+        workers,
+        progress=None if as_json or len(files) < 4 else eta_printer(),
+    )
     if df.empty:
         raise InputError("no tensors left to analyse (all files too small or without bf16 tensors)", field="PATHS")
     prof = write_outputs(df, Path(out), profile_codec, profile_situation, artifact_csv)
@@ -443,8 +606,9 @@ def analyze(paths, codecs, transforms, granularity, packet_size, dtype, default_
         click.echo(agg.to_json(orient="records"))
         return
     best = agg.sort_values("ratio").groupby(["traffic_class", "codec"]).head(3)
-    click.echo(best.to_string(index=False, columns=["traffic_class", "codec", "situation", "ratio", "lossless",
-                                                     "tensors"]))
+    click.echo(
+        best.to_string(index=False, columns=["traffic_class", "codec", "situation", "ratio", "lossless", "tensors"])
+    )
     click.echo(f"ratio profile ({prof['codec']}): {prof['ratios']}")
     click.echo(f"wrote {out}/tensors.csv, aggregate.csv, ratio_profile.yaml")
 
@@ -480,8 +644,17 @@ def models_cmd():
         t.add_column(col)
     for m in presets().values():
         p = m.parallelism
-        t.add_row(m.name, ", ".join(m.aliases), str(m.layers), str(m.hidden), f"{m.heads}/{m.kv}", str(m.ffn),
-                  str(m.vocab), str(m.seq), f"{p.tp}x{p.pp}")
+        t.add_row(
+            m.name,
+            ", ".join(m.aliases),
+            str(m.layers),
+            str(m.hidden),
+            f"{m.heads}/{m.kv}",
+            str(m.ffn),
+            str(m.vocab),
+            str(m.seq),
+            f"{p.tp}x{p.pp}",
+        )
     print_table(t)
 
 

@@ -75,22 +75,24 @@ def simai_flags_for(topo: Topology, gpus: int | None = None) -> simai_analytical
     """SimAI-Analytical's cluster flags for a topology: its -nic/-nv are GiB/s."""
     nv = topo.nvlink_bandwidth / 2**30 if topo.nvlink_bandwidth else -1.0
     return simai_analytical.ClusterFlags(
-        gpus=gpus or topo.num_gpus, gpus_per_server=topo.gpus_per_server,
-        nics_per_server=topo.nics_per_server, nvlink_busbw=nv, nic_busbw=topo.nic_bandwidth / 2**30,
-        gpu_type=topo.gpu)
+        gpus=gpus or topo.num_gpus,
+        gpus_per_server=topo.gpus_per_server,
+        nics_per_server=topo.nics_per_server,
+        nvlink_busbw=nv,
+        nic_busbw=topo.nic_bandwidth / 2**30,
+        gpu_type=topo.gpu,
+    )
 
 
 def run(spec: RunSpec) -> RunResult:
     if spec.backend is None:
         spec = replace(spec, backend="analytical" if spec.mode == "simai" else "flow")
     if spec.backend not in BACKENDS:
-        raise InputError(f"unknown backend {spec.backend!r}; expected one of {', '.join(BACKENDS)}",
-                         field="--backend")
+        raise InputError(f"unknown backend {spec.backend!r}; expected one of {', '.join(BACKENDS)}", field="--backend")
     if spec.network not in ("real", "ideal"):
         raise InputError(f"unknown network {spec.network!r}; expected real or ideal", field="--network")
     if spec.backend == "flow" and spec.mode == "simai":
-        raise InputError("--mode simai is a mode of the analytical backend; add --backend analytical",
-                         field="--mode")
+        raise InputError("--mode simai is a mode of the analytical backend; add --backend analytical", field="--mode")
     if spec.mode not in MODES:
         raise InputError(f"unknown mode {spec.mode!r}; expected one of {', '.join(MODES)}", field="--mode")
     if (spec.model is None) == (spec.workload is None):
@@ -101,13 +103,20 @@ def run(spec: RunSpec) -> RunResult:
     stage = load_stage(spec.compression)
     if stage is not None and spec.mode == "simai":
         raise InputError("SimAI-Analytical has no compression; use --mode physical", field="--compression")
-    config: dict = {"topology": topo.summary(), "backend": spec.backend, "mode": spec.mode,
-                    "network": spec.network, "compression": spec.compression or "none"}
+    config: dict = {
+        "topology": topo.summary(),
+        "backend": spec.backend,
+        "mode": spec.mode,
+        "network": spec.network,
+        "compression": spec.compression or "none",
+    }
     if spec.workload:
         w = read_simai_workload(spec.workload)
         if topo.num_gpus % (w.tp * w.pp):
-            raise InputError(f"the workload's tp x pp = {w.tp * w.pp} does not divide the topology's "
-                             f"{topo.num_gpus} GPUs", where=spec.workload)
+            raise InputError(
+                f"the workload's tp x pp = {w.tp * w.pp} does not divide the topology's {topo.num_gpus} GPUs",
+                where=spec.workload,
+            )
         dp = topo.num_gpus // (w.tp * w.pp)
         config["workload"] = {"file": str(spec.workload), "rows": len(w.rows)}
         config["parallelism"] = {"tp": w.tp, "pp": w.pp, "dp": dp, "ep": w.ep, "microbatches": w.ga}
@@ -116,9 +125,20 @@ def run(spec: RunSpec) -> RunResult:
         par = None
     else:
         model = resolve_model(spec.model)
-        par = resolve_parallelism(model, topo.num_gpus, {
-            "tp": spec.tp, "pp": spec.pp, "dp": spec.dp, "gbs": spec.gbs, "mbs": spec.mbs,
-            "seq": spec.seq, "sp": spec.sp, "schedule": spec.schedule})
+        par = resolve_parallelism(
+            model,
+            topo.num_gpus,
+            {
+                "tp": spec.tp,
+                "pp": spec.pp,
+                "dp": spec.dp,
+                "gbs": spec.gbs,
+                "mbs": spec.mbs,
+                "seq": spec.seq,
+                "sp": spec.sp,
+                "schedule": spec.schedule,
+            },
+        )
         gpu = gpu_compute(topo.gpu)
         config["model"] = model.model_dump(exclude={"parallelism", "aliases", "description", "source"})
         config["parallelism"] = par.to_dict()
@@ -133,8 +153,7 @@ def run(spec: RunSpec) -> RunResult:
             rep = sw.representative()
             w = sw.stages[rep]
             stages = sw.stages
-            config["workload"] = {"generator": "netsim-megatron", "rows": len(w.rows),
-                                  "representative_stage": rep}
+            config["workload"] = {"generator": "netsim-megatron", "rows": len(w.rows), "representative_stage": rep}
     if spec.backend == "flow":
         from netsim.engine import flow
 
@@ -142,15 +161,25 @@ def run(spec: RunSpec) -> RunResult:
         if spec.workload:
             bd = flow.simulate_rows(w, topo, ideal=ideal, fidelity=spec.fidelity, compression=stage)
         else:
-            bd = flow.simulate_pipeline([s.meta["program"] for s in stages], topo, par, ideal=ideal,
-                                        fidelity=spec.fidelity, schedule=par.schedule, compression=stage)
+            bd = flow.simulate_pipeline(
+                [s.meta["program"] for s in stages],
+                topo,
+                par,
+                ideal=ideal,
+                fidelity=spec.fidelity,
+                schedule=par.schedule,
+                compression=stage,
+            )
     elif spec.mode == "simai":
         flags = simai_flags_for(topo)
         config["simai_flags"] = asdict(flags)
         bd = simai_analytical.simulate(w, flags)
         if bd.truncated_at is not None:
-            raise InputError(f"SimAI-Analytical would stop its report at row {bd.truncated_at} "
-                             f"(a size-ratio lookup beyond 16 GiB); no totals", field="--mode simai")
+            raise InputError(
+                f"SimAI-Analytical would stop its report at row {bd.truncated_at} "
+                f"(a size-ratio lookup beyond 16 GiB); no totals",
+                field="--mode simai",
+            )
     else:
         bd = analytical.simulate(stages, topo, w.tp, dp, w.pp, rep=rep, compression=stage)
     return RunResult(breakdown=bd, config=config, workload=w, csv_name=f"{name}-")

@@ -15,8 +15,7 @@ _QTY = re.compile(rf"^\s*{_NUMBER}\s*([A-Za-zµ/]*)\s*$")
 _DEC = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15}
 _BIN = {"Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40, "Pi": 2.0**50}
 
-_TIME = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9, "ps": 1e-12,
-         "sec": 1.0, "min": 60.0, "h": 3600.0}
+_TIME = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9, "ps": 1e-12, "sec": 1.0, "min": 60.0, "h": 3600.0}
 
 
 def _split(text: str, kind: str) -> tuple[float, str]:

@@ -44,8 +44,10 @@ def test_blocking_tp_and_hidden_dp(fat):
     t_tp = collective_time("allreduce", 4, S, tpg.bandwidth, tpg.step_latency) * 1e9
     t_dp = collective_time("reducescatter", 128, S, dpg.bandwidth, dpg.step_latency) * 1e9
     long_ig = int(10 * t_dp)
-    rows = [Row("l0", 1000, "NONE", 0, long_ig, "NONE", 0, 1000, "NONE", 0),
-            Row("l1", 1000, "ALLREDUCE", S, 1000, "NONE", 0, 1000, "REDUCESCATTER", S)]
+    rows = [
+        Row("l0", 1000, "NONE", 0, long_ig, "NONE", 0, 1000, "NONE", 0),
+        Row("l1", 1000, "ALLREDUCE", S, 1000, "NONE", 0, 1000, "REDUCESCATTER", S),
+    ]
     bd = simulate([_w(rows)], fat, tp=4, dp=128, pp=1)
     assert bd.exposed_tp_us == pytest.approx(t_tp / 1e3, rel=1e-3)
     assert bd.exposed_dp_us == pytest.approx(0.0, abs=1e-3)  # the RS hides under l0's backward
@@ -58,8 +60,10 @@ def test_blocking_tp_and_hidden_dp(fat):
 
 def test_barrier_waits_for_dp(fat):
     S = 2**28
-    rows = [Row("opt", 1, "NONE", 0, 5000, "NONE", 0, 1, "NONE", 0, barrier=True),
-            Row("l1", 1000, "NONE", 0, 1000, "NONE", 0, 1000, "REDUCESCATTER", S)]
+    rows = [
+        Row("opt", 1, "NONE", 0, 5000, "NONE", 0, 1, "NONE", 0, barrier=True),
+        Row("l1", 1000, "NONE", 0, 1000, "NONE", 0, 1000, "REDUCESCATTER", S),
+    ]
     bd = simulate([_w(rows)], fat, tp=4, dp=128, pp=1)
     dpg = place_group(fat, list(range(0, 512, 4)))
     t_dp = collective_time("reducescatter", 128, S, dpg.bandwidth, dpg.step_latency) * 1e9

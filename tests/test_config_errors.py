@@ -74,15 +74,27 @@ def test_unknown_model(tmp_path):
     check(*run("run", topo(tmp_path, GOOD), "--model", "9000B"), "--model", "unknown model")
 
 
-@pytest.mark.parametrize("body,needle", [
-    ("NOT_A_WORKLOAD\n1\n", ":1"),
-    ("HYBRID_TRANSFORMER_FWD_IN_BCKWD model_parallel_NPU_group: 4 ep: 1 pp: 1 vpp: 1 ga: 1 all_gpus: 32\n2\n"
-     "a\t-1\t1\tNONE\t0\t1\tNONE\t0\t1\tNONE\t0\t100\n", "announces 2 rows"),
-    ("HYBRID_TRANSFORMER_FWD_IN_BCKWD model_parallel_NPU_group: 4 ep: 1 pp: 1 vpp: 1 ga: 1 all_gpus: 32\n1\n"
-     "a\t-1\tx\tNONE\t0\t1\tNONE\t0\t1\tNONE\t0\t100\n", ":3"),
-    ("HYBRID_TRANSFORMER_FWD_IN_BCKWD model_parallel_NPU_group: 4 ep: 1 pp: 1 vpp: 1 ga: 1 all_gpus: 32\n1\n"
-     "a\t-1\t1\tSENDMAIL\t0\t1\tNONE\t0\t1\tNONE\t0\t100\n", "collective type"),
-])
+@pytest.mark.parametrize(
+    "body,needle",
+    [
+        ("NOT_A_WORKLOAD\n1\n", ":1"),
+        (
+            "HYBRID_TRANSFORMER_FWD_IN_BCKWD model_parallel_NPU_group: 4 ep: 1 pp: 1 vpp: 1 ga: 1 all_gpus: 32\n2\n"
+            "a\t-1\t1\tNONE\t0\t1\tNONE\t0\t1\tNONE\t0\t100\n",
+            "announces 2 rows",
+        ),
+        (
+            "HYBRID_TRANSFORMER_FWD_IN_BCKWD model_parallel_NPU_group: 4 ep: 1 pp: 1 vpp: 1 ga: 1 all_gpus: 32\n1\n"
+            "a\t-1\tx\tNONE\t0\t1\tNONE\t0\t1\tNONE\t0\t100\n",
+            ":3",
+        ),
+        (
+            "HYBRID_TRANSFORMER_FWD_IN_BCKWD model_parallel_NPU_group: 4 ep: 1 pp: 1 vpp: 1 ga: 1 all_gpus: 32\n1\n"
+            "a\t-1\t1\tSENDMAIL\t0\t1\tNONE\t0\t1\tNONE\t0\t100\n",
+            "collective type",
+        ),
+    ],
+)
 def test_malformed_simai_workload(tmp_path, body, needle):
     w = tmp_path / "w.txt"
     w.write_text(body)

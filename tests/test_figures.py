@@ -14,15 +14,35 @@ TRACE_SCHEMA = {
     "required": ["traceEvents"],
     "properties": {
         "displayTimeUnit": {"enum": ["ms", "ns"]},
-        "traceEvents": {"type": "array", "items": {"oneOf": [
-            {"type": "object", "required": ["name", "ph", "ts", "dur", "pid", "tid"],
-             "properties": {"ph": {"const": "X"}, "ts": {"type": "number", "minimum": 0},
-                            "dur": {"type": "number", "minimum": 0}, "pid": {"type": "integer"},
-                            "tid": {"type": "integer"}, "name": {"type": "string"}, "cat": {"type": "string"}}},
-            {"type": "object", "required": ["name", "ph", "pid", "args"],
-             "properties": {"ph": {"const": "M"}, "name": {"enum": ["process_name", "thread_name"]},
-                            "args": {"type": "object", "required": ["name"]}}},
-        ]}},
+        "traceEvents": {
+            "type": "array",
+            "items": {
+                "oneOf": [
+                    {
+                        "type": "object",
+                        "required": ["name", "ph", "ts", "dur", "pid", "tid"],
+                        "properties": {
+                            "ph": {"const": "X"},
+                            "ts": {"type": "number", "minimum": 0},
+                            "dur": {"type": "number", "minimum": 0},
+                            "pid": {"type": "integer"},
+                            "tid": {"type": "integer"},
+                            "name": {"type": "string"},
+                            "cat": {"type": "string"},
+                        },
+                    },
+                    {
+                        "type": "object",
+                        "required": ["name", "ph", "pid", "args"],
+                        "properties": {
+                            "ph": {"const": "M"},
+                            "name": {"enum": ["process_name", "thread_name"]},
+                            "args": {"type": "object", "required": ["name"]},
+                        },
+                    },
+                ]
+            },
+        },
     },
 }
 
@@ -35,8 +55,19 @@ def _png_ok(path):
 
 def test_run_out_figures_and_trace(repo, tmp_path):
     trace = tmp_path / "t.json"
-    r = CliRunner().invoke(main, ["run", str(repo / "topologies/hgx_h100_512.yaml"), "--model", "70B",
-                                  "--out", str(tmp_path), "--trace", str(trace)])
+    r = CliRunner().invoke(
+        main,
+        [
+            "run",
+            str(repo / "topologies/hgx_h100_512.yaml"),
+            "--model",
+            "70B",
+            "--out",
+            str(tmp_path),
+            "--trace",
+            str(trace),
+        ],
+    )
     assert r.exit_code == 0, r.output
     _png_ok(tmp_path / "breakdown.png")
     _png_ok(tmp_path / "timeline.png")
@@ -46,7 +77,9 @@ def test_run_out_figures_and_trace(repo, tmp_path):
     names = {e["args"]["name"] for e in data["traceEvents"] if e["ph"] == "M" and e["name"] == "thread_name"}
     assert {"compute", "TP comm", "DP comm"} <= names
     # The compute stream's spans never overlap.
-    compute_tid = {(e["pid"], e["tid"]) for e in data["traceEvents"] if e["ph"] == "M" and e["args"]["name"] == "compute"}
+    compute_tid = {
+        (e["pid"], e["tid"]) for e in data["traceEvents"] if e["ph"] == "M" and e["args"]["name"] == "compute"
+    }
     for pid, tid in compute_tid:
         ev = sorted((e["ts"], e["dur"]) for e in spans if (e["pid"], e["tid"]) == (pid, tid))
         assert all(a[0] + a[1] <= b[0] + 1e-6 for a, b in zip(ev, ev[1:]))
@@ -54,17 +87,22 @@ def test_run_out_figures_and_trace(repo, tmp_path):
 
 def test_plot_command(repo, tmp_path):
     sweep = tmp_path / "s.yaml"
-    sweep.write_text(f"base: {{topology: {repo / 'topologies/dcn_512.yaml'}, model: 7B}}\n"
-                     "grid:\n  bandwidth: ['100 Gbps', '200 Gbps', '400 Gbps']\n  tp: [2, 4]\n")
+    sweep.write_text(
+        f"base: {{topology: {repo / 'topologies/dcn_512.yaml'}, model: 7B}}\n"
+        "grid:\n  bandwidth: ['100 Gbps', '200 Gbps', '400 Gbps']\n  tp: [2, 4]\n"
+    )
     r = CliRunner().invoke(main, ["sweep", str(sweep), "--out", str(tmp_path / "r"), "--quiet"])
     assert r.exit_code == 0, r.output
     png = tmp_path / "p.png"
-    r = CliRunner().invoke(main, ["plot", str(tmp_path / "r/results.csv"), "--x", "bandwidth", "--y", "total_us",
-                                  "--hue", "tp", "-o", str(png)])
+    r = CliRunner().invoke(
+        main,
+        ["plot", str(tmp_path / "r/results.csv"), "--x", "bandwidth", "--y", "total_us", "--hue", "tp", "-o", str(png)],
+    )
     assert r.exit_code == 0, r.output
     _png_ok(png)
-    r = CliRunner().invoke(main, ["plot", str(tmp_path / "r/results.parquet"), "--x", "bandwidth", "--y", "nope",
-                                  "-o", str(png)])
+    r = CliRunner().invoke(
+        main, ["plot", str(tmp_path / "r/results.parquet"), "--x", "bandwidth", "--y", "nope", "-o", str(png)]
+    )
     assert r.exit_code == 2 and "no column 'nope'" in r.output
 
 

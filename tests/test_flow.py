@@ -8,8 +8,8 @@ import pytest
 from netsim.collectives.algorithms import ring_channels
 from netsim.engine.flow import bench_collective, simulate_pipeline
 from netsim.network.topology import load_topology
-from netsim.workload.compute import gpu_compute
 from netsim.workload.catalog import resolve_model
+from netsim.workload.compute import gpu_compute
 from netsim.workload.megatron import StageProgram, build_megatron
 from netsim.workload.parallel import Parallelism, resolve_parallelism
 from netsim.workload.rows import Row
@@ -53,12 +53,14 @@ def test_sendrecv_time(fat):
 
 def _leaf_spine(tmp_path, spines):
     p = tmp_path / f"ls{spines}.yaml"
-    p.write_text(textwrap.dedent(f"""\
+    p.write_text(
+        textwrap.dedent(f"""\
         name: ls
         servers: 64
         nic: {{count: 1, bandwidth: "400 Gbps"}}
         fabric: {{kind: leaf_spine, leaves: 8, hosts_per_leaf: 8, spines: {spines}, latency: "500 ns"}}
-        """))
+        """)
+    )
     return load_topology(p)
 
 
@@ -79,10 +81,17 @@ def test_ideal_network_1f1b_closed_form():
     topo = load_topology(REPO / "topologies/hgx_h100_512.yaml")
     p, m = 4, 6
     body = [Row("layer", 3000, "ALLREDUCE", 2**20, 5000, "ALLREDUCE", 2**20, 2000, "NONE", 0)]
-    prog = StageProgram(body=body, buckets={0: 2**24}, grad_op="REDUCESCATTER", optimizer_ns=0,
-                        param_allgather_bytes=2**20, pp_bytes=2**20)
-    par = Parallelism(tp=8, pp=p, dp=16, ep=1, gbs=m * 16, mbs=1, seq=128, sp=False, distributed_optimizer=True,
-                      schedule="1f1b")
+    prog = StageProgram(
+        body=body,
+        buckets={0: 2**24},
+        grad_op="REDUCESCATTER",
+        optimizer_ns=0,
+        param_allgather_bytes=2**20,
+        pp_bytes=2**20,
+    )
+    par = Parallelism(
+        tp=8, pp=p, dp=16, ep=1, gbs=m * 16, mbs=1, seq=128, sp=False, distributed_optimizer=True, schedule="1f1b"
+    )
     for sched in ("1f1b", "gpipe"):
         bd = simulate_pipeline([prog] * p, topo, par, ideal=True, schedule=sched)
         assert bd.total_us == pytest.approx((m + p - 1) * 10000 / 1e3), sched

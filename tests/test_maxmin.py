@@ -63,6 +63,8 @@ def test_feasible_and_every_flow_has_a_bottleneck(net):
         if r[f] >= fcaps[f] * (1 - 1e-7):
             continue  # bounded by its own cap
         # A saturated link on its path where no other flow gets more.
-        ok = any(load[l] >= caps[l] * (1 - 1e-7) and all(r[g] <= r[f] * (1 + 1e-7) for g, q in enumerate(paths) if l in q)
-                 for l in p)
+        ok = any(
+            load[l] >= caps[l] * (1 - 1e-7) and all(r[g] <= r[f] * (1 + 1e-7) for g, q in enumerate(paths) if l in q)
+            for l in p
+        )
         assert ok, (f, r, load)

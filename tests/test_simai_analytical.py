@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from netsim.engine.simai_analytical import ClusterFlags, comm_time, lookup, ovl, simulate, tick, _Ctx
+from netsim.engine.simai_analytical import ClusterFlags, _Ctx, comm_time, lookup, ovl, simulate, tick
 from netsim.report.simai_csv import format_endtoend_csv
 from netsim.validation.simai import passed, validate
 from netsim.workload.rows import Row, Workload

@@ -1,6 +1,5 @@
 import json
 
-
 from netsim.config.model import ModelConfig
 from netsim.workload.aicb import aicb_param_count, aiob_sections, generate_aicb, padded_vocab, timing_from_sections
 from netsim.workload.compute import gpu_compute
@@ -17,8 +16,10 @@ def test_round_trip_every_shared_workload(simai_dir):
 
 
 def test_header_parsing_like_stoi():
-    w = parse_simai_workload("HYBRID_TRANSFORMER_FWD_IN_BCKWD model_parallel_NPU_group: 8 ep: 1 pp: 4 vpp: 20 ga: 16 "
-                             "all_gpus: 256 checkpoints: 0 checkpoint_initiates: 0 pp_comm: 8388608.0\n0\n")
+    w = parse_simai_workload(
+        "HYBRID_TRANSFORMER_FWD_IN_BCKWD model_parallel_NPU_group: 8 ep: 1 pp: 4 vpp: 20 ga: 16 "
+        "all_gpus: 256 checkpoints: 0 checkpoint_initiates: 0 pp_comm: 8388608.0\n0\n"
+    )
     assert (w.tp, w.pp, w.vpp, w.ga, w.pp_comm_bytes, w.pp_comm) == (8, 4, 20, 16, 8388608, "8388608.0")
 
 
@@ -29,10 +30,21 @@ def test_padded_vocab():
 
 def _case_model(c):
     md, p = c["model"], c["parallel"]
-    model = ModelConfig(name=md["name"], layers=md["layers"], hidden=md["hidden"], heads=md["heads"],
-                        ffn_hidden=md["ffn_hidden"], vocab=md["vocab"], gated_mlp=md["swiglu"], seq=p["seq"])
-    par = resolve_parallelism(model, c["cluster"]["gpus"], {k: p[k] for k in ("tp", "pp", "dp", "gbs", "mbs", "seq")}
-                              | {"sp": p["sequence_parallel"]})
+    model = ModelConfig(
+        name=md["name"],
+        layers=md["layers"],
+        hidden=md["hidden"],
+        heads=md["heads"],
+        ffn_hidden=md["ffn_hidden"],
+        vocab=md["vocab"],
+        gated_mlp=md["swiglu"],
+        seq=p["seq"],
+    )
+    par = resolve_parallelism(
+        model,
+        c["cluster"]["gpus"],
+        {k: p[k] for k in ("tp", "pp", "dp", "gbs", "mbs", "seq")} | {"sp": p["sequence_parallel"]},
+    )
     return model, par
 
 
@@ -52,11 +64,20 @@ def test_export_reproduces_aicb_byte_counts(simai_dir):
         ref = read_simai_workload(simai_dir / "analytical" / c["workload"])
         key = lambda r: (r.name, r.fwd_comm, r.fwd_bytes, r.ig_comm, r.ig_bytes, r.wg_comm, r.wg_bytes)
         assert [key(r) for r in w.rows] == [key(r) for r in ref.rows], c["name"]
-        assert (w.tp, w.pp, w.vpp, w.ga, w.all_gpus, w.pp_comm) == (ref.tp, ref.pp, ref.vpp, ref.ga, ref.all_gpus,
-                                                                    ref.pp_comm)
+        assert (w.tp, w.pp, w.vpp, w.ga, w.all_gpus, w.pp_comm) == (
+            ref.tp,
+            ref.pp,
+            ref.vpp,
+            ref.ga,
+            ref.all_gpus,
+            ref.pp_comm,
+        )
         if c["name"] != "netzip_artifact_gpt7B":  # its compute came from the NetZIP authors' GPU
-            layer = lambda ws: [(r.fwd_compute, r.ig_compute, r.wg_compute) for r in ws.rows
-                                if r.name not in ("grad_param_compute", "embedding_layer")]
+            layer = lambda ws: [
+                (r.fwd_compute, r.ig_compute, r.wg_compute)
+                for r in ws.rows
+                if r.name not in ("grad_param_compute", "embedding_layer")
+            ]
             assert layer(w) == layer(ref), c["name"]
 
 
@@ -76,11 +97,21 @@ def test_read_aiob_timing_file(tmp_path):
     # param_time min and avg 11356 us.
     from netsim.workload.aicb import read_aiob_timing
 
-    sections = [("Emb", 28), ("layernorm", 28), ("atten_qkv", 181), ("atten_flash", 97), ("atten_linear", 60),
-                ("layernorm2", 28), ("mlp_linear_1", 483), ("mlp_gelu", 14), ("mlp_linear_2", 241),
-                ("param_time", 11356)]
-    text = "train_iter:10\n" + "".join(f"{n}:\n    time_gpu_max: {v}\n    time_gpu_min: {v}\n    time_gpu_avg: {v}\n"
-                                       for n, v in sections)
+    sections = [
+        ("Emb", 28),
+        ("layernorm", 28),
+        ("atten_qkv", 181),
+        ("atten_flash", 97),
+        ("atten_linear", 60),
+        ("layernorm2", 28),
+        ("mlp_linear_1", 483),
+        ("mlp_gelu", 14),
+        ("mlp_linear_2", 241),
+        ("param_time", 11356),
+    ]
+    text = "train_iter:10\n" + "".join(
+        f"{n}:\n    time_gpu_max: {v}\n    time_gpu_min: {v}\n    time_gpu_avg: {v}\n" for n, v in sections
+    )
     f = tmp_path / "aiob.txt"
     f.write_text(text)
     t = read_aiob_timing(f)

@@ -41,9 +41,11 @@ def test_replay_alltoall_closed_form(simai_dir):
 
     topo = read_simai_topology(simai_dir / "ns3/ns3_ar16_dcn_1to1/topology.txt")
     S = 2**28
-    w = parse_simai_workload("HYBRID_TRANSFORMER_FWD_IN_BCKWD model_parallel_NPU_group: 16 ep: 1 pp: 1 vpp: 1 "
-                             f"ga: 1 all_gpus: 16 checkpoints: 0 checkpoint_initiates: 0 pp_comm: 0\n1\n"
-                             f"a2a\t-1\t1\tALLTOALL\t{S}\t1\tNONE\t0\t1\tNONE\t0\t100\n")
+    w = parse_simai_workload(
+        "HYBRID_TRANSFORMER_FWD_IN_BCKWD model_parallel_NPU_group: 16 ep: 1 pp: 1 vpp: 1 "
+        f"ga: 1 all_gpus: 16 checkpoints: 0 checkpoint_initiates: 0 pp_comm: 0\n1\n"
+        f"a2a\t-1\t1\tALLTOALL\t{S}\t1\tNONE\t0\t1\tNONE\t0\t100\n"
+    )
     bd = SimaiReplay(w, topo, send_lat=6e-6).run()
     rate = 9000 / 182e-9
     want = 15 / 16 * S / rate
@@ -55,8 +57,10 @@ def test_multi_nic_host_picks_nic_by_hash(tmp_path):
     from netsim.network.topology import load_topology
 
     p = tmp_path / "t.yaml"
-    p.write_text("name: t\nservers: 8\ngpus_per_server: 1\nnic: {count: 2, bandwidth: '400 Gbps'}\n"
-                 "fabric: {kind: leaf_spine, leaves: 2, hosts_per_leaf: 8, spines: 2}\n")
+    p.write_text(
+        "name: t\nservers: 8\ngpus_per_server: 1\nnic: {count: 2, bandwidth: '400 Gbps'}\n"
+        "fabric: {kind: leaf_spine, leaves: 2, hosts_per_leaf: 8, spines: 2}\n"
+    )
     net = compile_network(load_topology(p))
     first_hops = {net.ends[net.data_route(0, 5, 10000 + k)[0]][1] for k in range(32)}
     assert len(first_hops) == 2  # both NICs carry flows

@@ -19,17 +19,23 @@ def cfg(repo, **kw):
 
 
 def test_grid_and_zip_expansion(repo):
-    c = cfg(repo, grid={"bandwidth": ["100 Gbps", "400 Gbps"], "tp": [2, 4]},
-            zip={"gbs": [128, 256, 512], "mbs": [1, 1, 2]})
+    c = cfg(
+        repo, grid={"bandwidth": ["100 Gbps", "400 Gbps"], "tp": [2, 4]}, zip={"gbs": [128, 256, 512], "mbs": [1, 1, 2]}
+    )
     pts = expand(c)
     assert len(pts) == 2 * 2 * 3
     assert pts[0].params["bandwidth"] == "100 Gbps" and pts[-1].params["mbs"] == 2
     assert len({p.run_id for p in pts}) == len(pts)
 
 
-@pytest.mark.parametrize("bad,needle", [({"grid": {"colour": [1]}}, "unknown run field"),
-                                        ({"zip": {"tp": [1, 2], "pp": [1]}}, "equal lengths"),
-                                        ({"base": {"model": "7B"}}, "topology")])
+@pytest.mark.parametrize(
+    "bad,needle",
+    [
+        ({"grid": {"colour": [1]}}, "unknown run field"),
+        ({"zip": {"tp": [1, 2], "pp": [1]}}, "equal lengths"),
+        ({"base": {"model": "7B"}}, "topology"),
+    ],
+)
 def test_bad_sweep(bad, needle):
     with pytest.raises(InputError, match=needle):
         parse_model(SweepConfig, bad, "sweep.yaml")
@@ -57,8 +63,10 @@ def test_dask_local_cluster(repo, tmp_path):
 
 def test_kill_and_resume_gives_the_uninterrupted_table(repo, tmp_path):
     sweep = tmp_path / "s.yaml"
-    sweep.write_text(f"name: k\nbase: {{topology: {repo / 'topologies/hgx_h100_512.yaml'}, model: 405B, backend: analytical}}\n"
-                     f"grid:\n  bandwidth: ['100 Gbps', '200 Gbps', '400 Gbps', '800 Gbps']\n  gbs: [128, 256, 512]\n")
+    sweep.write_text(
+        f"name: k\nbase: {{topology: {repo / 'topologies/hgx_h100_512.yaml'}, model: 405B, backend: analytical}}\n"
+        f"grid:\n  bandwidth: ['100 Gbps', '200 Gbps', '400 Gbps', '800 Gbps']\n  gbs: [128, 256, 512]\n"
+    )
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "netsim.cli", "sweep", str(sweep), "--out", str(out), "--quiet"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

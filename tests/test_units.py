@@ -3,8 +3,10 @@ import pytest
 from netsim.units import parse_bandwidth, parse_size, parse_time
 
 
-@pytest.mark.parametrize("text,bps", [("400 Gbps", 50e9), ("400Gb/s", 50e9), ("50 GB/s", 50e9),
-                                      ("48.5 GiB/s", 48.5 * 2**30), ("100 Mbps", 12.5e6)])
+@pytest.mark.parametrize(
+    "text,bps",
+    [("400 Gbps", 50e9), ("400Gb/s", 50e9), ("50 GB/s", 50e9), ("48.5 GiB/s", 48.5 * 2**30), ("100 Mbps", 12.5e6)],
+)
 def test_bandwidth(text, bps):
     assert parse_bandwidth(text) == pytest.approx(bps)
 

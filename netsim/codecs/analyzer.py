@@ -10,8 +10,8 @@ is measured, and ratios are aggregated byte-weighted per traffic class.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -19,15 +19,29 @@ from netsim.codecs import transforms as T
 from netsim.codecs.codecs import codec, packet_codec
 
 ARTIFACT_SITUATIONS = (
-    "original", "bit_grouped", "byte_grouped",
-    "diff_min_encoded", "diff_min_bit_grouped", "diff_min_byte_grouped",
-    "diff_int", "diff_int_bit_grouped", "diff_int_byte_grouped",
-    "diff_bfloat16", "diff_bfloat16_bit_grouped", "diff_bfloat16_byte_grouped",
+    "original",
+    "bit_grouped",
+    "byte_grouped",
+    "diff_min_encoded",
+    "diff_min_bit_grouped",
+    "diff_min_byte_grouped",
+    "diff_int",
+    "diff_int_bit_grouped",
+    "diff_int_byte_grouped",
+    "diff_bfloat16",
+    "diff_bfloat16_bit_grouped",
+    "diff_bfloat16_byte_grouped",
 )
 NETSIM_SITUATIONS = tuple(f"delta_{b}{g}" for b in T.BASES for g in ("", "_bit_grouped", "_byte_grouped"))
 ALL_SITUATIONS = ARTIFACT_SITUATIONS + NETSIM_SITUATIONS
-LOSSY = {"diff_min_encoded", "diff_min_bit_grouped", "diff_min_byte_grouped",
-         "diff_bfloat16", "diff_bfloat16_bit_grouped", "diff_bfloat16_byte_grouped"}
+LOSSY = {
+    "diff_min_encoded",
+    "diff_min_bit_grouped",
+    "diff_min_byte_grouped",
+    "diff_bfloat16",
+    "diff_bfloat16_bit_grouped",
+    "diff_bfloat16_byte_grouped",
+}
 
 
 @dataclass
@@ -39,8 +53,7 @@ class Variant:
 
 def _grouped(kind: str, inner_enc, inner_dec):
     if kind == "":
-        return (lambda u, p: inner_enc(u, p).tobytes(),
-                lambda b, n, p: inner_dec(np.frombuffer(b, dtype="<u2"), p))
+        return (lambda u, p: inner_enc(u, p).tobytes(), lambda b, n, p: inner_dec(np.frombuffer(b, dtype="<u2"), p))
     if kind == "_bit_grouped":
         return (lambda u, p: T.bit_group(inner_enc(u, p)), lambda b, n, p: inner_dec(T.bit_ungroup(b, n), p))
     return (lambda u, p: T.byte_group(inner_enc(u, p)), lambda b, n, p: inner_dec(T.byte_ungroup(b, n), p))
@@ -53,6 +66,7 @@ def _variants() -> dict[str, Variant]:
         if name:
             enc, dec = _grouped(g, *ident)
             v[name] = Variant(name, enc, dec)
+
     # The artifact's float deltas (lossy): against its "min" (1st percentile of the previous step's
     # int16 views), and against the previous step.
     def dmin_enc(u, p):
@@ -62,19 +76,34 @@ def _variants() -> dict[str, Variant]:
         m = T.artifact_min_base(p) if p is not None else 0.0
         return np.rint(T.bf16_to_f32(d) + np.float32(m)).astype(np.int64).astype(np.int16).view(np.uint16)
 
-    for g, name in (("", "diff_min_encoded"), ("_bit_grouped", "diff_min_bit_grouped"),
-                    ("_byte_grouped", "diff_min_byte_grouped")):
+    for g, name in (
+        ("", "diff_min_encoded"),
+        ("_bit_grouped", "diff_min_bit_grouped"),
+        ("_byte_grouped", "diff_min_byte_grouped"),
+    ):
         enc, dec = _grouped(g, dmin_enc, dmin_dec)
         v[name] = Variant(name, enc, dec)
-    for g, name in (("", "diff_int"), ("_bit_grouped", "diff_int_bit_grouped"), ("_byte_grouped", "diff_int_byte_grouped")):
+    for g, name in (
+        ("", "diff_int"),
+        ("_bit_grouped", "diff_int_bit_grouped"),
+        ("_byte_grouped", "diff_int_byte_grouped"),
+    ):
         enc, dec = _grouped(g, lambda u, p: T.diff_int(u, p), lambda d, p: T.undiff_int(d, p))
         v[name] = Variant(name, enc, dec)
 
     def dbf_dec(d, p):
-        return np.rint(T.bf16_to_f32(d) + p.view(np.int16).astype(np.float32)).astype(np.int64).astype(np.int16).view(np.uint16)
+        return (
+            np.rint(T.bf16_to_f32(d) + p.view(np.int16).astype(np.float32))
+            .astype(np.int64)
+            .astype(np.int16)
+            .view(np.uint16)
+        )
 
-    for g, name in (("", "diff_bfloat16"), ("_bit_grouped", "diff_bfloat16_bit_grouped"),
-                    ("_byte_grouped", "diff_bfloat16_byte_grouped")):
+    for g, name in (
+        ("", "diff_bfloat16"),
+        ("_bit_grouped", "diff_bfloat16_bit_grouped"),
+        ("_byte_grouped", "diff_bfloat16_byte_grouped"),
+    ):
         enc, dec = _grouped(g, lambda u, p: T.diff_bf16_float(u, p), dbf_dec)
         v[name] = Variant(name, enc, dec)
     # netsim's lossless scalar-base deltas. The base travels with the data (2 bytes, as NetZIP
@@ -86,14 +115,21 @@ def _variants() -> dict[str, Variant]:
             def enc(u, p, base=base, g=g):
                 b = T.base_value(u, p, base)
                 body = T.sub_base(u, b)
-                payload = body.tobytes() if g == "" else (T.bit_group(body) if g == "_bit_grouped" else T.byte_group(body))
+                payload = (
+                    body.tobytes() if g == "" else (T.bit_group(body) if g == "_bit_grouped" else T.byte_group(body))
+                )
                 return np.array([b], dtype="<u2").tobytes() + payload
 
             def dec(buf, n, p, g=g):
                 b = int(np.frombuffer(buf[:2], dtype="<u2")[0])
                 rest = buf[2:]
-                body = (np.frombuffer(rest, dtype="<u2") if g == "" else
-                        T.bit_ungroup(rest, n) if g == "_bit_grouped" else T.byte_ungroup(rest, n))
+                body = (
+                    np.frombuffer(rest, dtype="<u2")
+                    if g == ""
+                    else T.bit_ungroup(rest, n)
+                    if g == "_bit_grouped"
+                    else T.byte_ungroup(rest, n)
+                )
                 return T.add_base(body, b)
 
             v[name] = Variant(name, enc, dec)
@@ -122,8 +158,16 @@ class Result:
         return self.compressed_bytes / self.uncompressed_bytes if self.uncompressed_bytes else float("nan")
 
 
-def analyze_tensor(u: np.ndarray, prev: np.ndarray | None, raw: bytes, codecs: list[str], situations: list[str],
-                   granularity: str = "tensor", packet_size: int = 4096, check: bool = True) -> list[Result]:
+def analyze_tensor(
+    u: np.ndarray,
+    prev: np.ndarray | None,
+    raw: bytes,
+    codecs: list[str],
+    situations: list[str],
+    granularity: str = "tensor",
+    packet_size: int = 4096,
+    check: bool = True,
+) -> list[Result]:
     """Every (codec, situation) for one tensor (u: bf16 patterns; prev: the same tensor a step earlier)."""
     out = []
     n = u.size
@@ -146,8 +190,9 @@ def analyze_tensor(u: np.ndarray, prev: np.ndarray | None, raw: bytes, codecs: l
             lossless = back == buf
             if lossless and check and sit != "original":
                 lossless = bool(np.array_equal(VARIANTS[sit].decode(back, n, prev), u))
-            out.append(Result(name, sit, len(buf), len(comp), lossless, _mbps(len(buf), t1 - t0),
-                              _mbps(len(buf), t2 - t1)))
+            out.append(
+                Result(name, sit, len(buf), len(comp), lossless, _mbps(len(buf), t1 - t0), _mbps(len(buf), t2 - t1))
+            )
     return out
 
 
@@ -161,8 +206,8 @@ def _packetised(u, prev, name, sit, packet_size, check) -> Result:
     lossless = True
     tc = td = 0.0
     for i in range(0, u.size, per):
-        chunk = u[i:i + per]
-        pchunk = prev[i:i + per] if prev is not None else None
+        chunk = u[i : i + per]
+        pchunk = prev[i : i + per] if prev is not None else None
         buf = v.encode(chunk, pchunk)
         t0 = time.perf_counter()
         comp = comp_fn(buf)

@@ -8,7 +8,7 @@ default). Per-packet mode uses LZ4 *block* format without a size header, as a NI
 from __future__ import annotations
 
 import zlib
-from typing import Callable
+from collections.abc import Callable
 
 NAMES = ("lz4", "snappy", "zlib", "zstd")
 
@@ -52,7 +52,9 @@ def packet_codec(name: str) -> tuple[Callable[[bytes], bytes], Callable[[bytes, 
     if name == "lz4":
         import lz4.block
 
-        return (lambda b: lz4.block.compress(b, mode="fast", store_size=False),
-                lambda b, n: lz4.block.decompress(b, uncompressed_size=n))
+        return (
+            lambda b: lz4.block.compress(b, mode="fast", store_size=False),
+            lambda b, n: lz4.block.decompress(b, uncompressed_size=n),
+        )
     c, d = codec(name)
     return c, (lambda b, n: d(b))

@@ -54,7 +54,7 @@ def _minilm(torch, transformers, seq: int, batch: int, steps: int, gen):
     def batch_at(step: int):
         n = seq * batch
         start = (step * n) % max(1, ids.numel() - n)
-        x = ids[start:start + n].view(batch, seq).clone()
+        x = ids[start : start + n].view(batch, seq).clone()
         labels = x.clone()
         m = torch.rand(x.shape, generator=gen) < 0.15
         labels[~m] = -100
@@ -65,15 +65,16 @@ def _minilm(torch, transformers, seq: int, batch: int, steps: int, gen):
 
 
 def _gpt_tiny(torch, transformers, seq: int, batch: int, steps: int, gen):
-    cfg = transformers.GPT2Config(vocab_size=256, n_positions=seq, n_embd=256, n_layer=4, n_head=4,
-                                  bos_token_id=None, eos_token_id=None)
+    cfg = transformers.GPT2Config(
+        vocab_size=256, n_positions=seq, n_embd=256, n_layer=4, n_head=4, bos_token_id=None, eos_token_id=None
+    )
     model = transformers.GPT2LMHeadModel(cfg)
     data = torch.tensor(list(corpus().encode("utf-8")), dtype=torch.long)
 
     def batch_at(step: int):
         n = seq * batch
         start = (step * n) % max(1, data.numel() - n)
-        x = data[start:start + n].view(batch, seq)
+        x = data[start : start + n].view(batch, seq)
         return {"input_ids": x, "labels": x}
 
     return model, batch_at, 1e-3
@@ -116,6 +117,7 @@ def collect(model: str, steps: int, mode: str, out: str | Path, seq: int = 128, 
 
     handles = []
     for name, mod in net.named_modules():
+
         def fwd(m, inp, output, name=name):
             t = tensors(output)
             if t is not None:
@@ -144,6 +146,7 @@ def collect(model: str, steps: int, mode: str, out: str | Path, seq: int = 128, 
         losses.append(float(loss.detach()))
     for h in handles:
         h.remove()
-    (out / "collect.txt").write_text(f"model {model}, mode {mode}, steps {steps}, seq {seq}, batch {batch}, "
-                                     f"seed {seed}\nlosses {losses}\n")
+    (out / "collect.txt").write_text(
+        f"model {model}, mode {mode}, steps {steps}, seq {seq}, batch {batch}, seed {seed}\nlosses {losses}\n"
+    )
     return out

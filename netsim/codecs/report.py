@@ -14,8 +14,18 @@ import yaml
 from netsim.codecs.analyzer import LOSSY, analyze_tensor
 from netsim.codecs.tensors import TensorFile, load
 
-ROW_FIELDS = ("file", "traffic_class", "codec", "situation", "uncompressed_bytes", "compressed_bytes", "ratio",
-              "lossless", "compress_MBps", "decompress_MBps")
+ROW_FIELDS = (
+    "file",
+    "traffic_class",
+    "codec",
+    "situation",
+    "uncompressed_bytes",
+    "compressed_bytes",
+    "ratio",
+    "lossless",
+    "compress_MBps",
+    "decompress_MBps",
+)
 
 
 def analyze_file(tf: TensorFile, codecs, situations, granularity, packet_size, dtype, min_size) -> list[dict]:
@@ -27,15 +37,34 @@ def analyze_file(tf: TensorFile, codecs, situations, granularity, packet_size, d
     prev = load(tf.prev, dtype)[0] if tf.prev is not None else None
     rows = []
     for r in analyze_tensor(u, prev, raw, codecs, situations, granularity, packet_size):
-        rows.append({"file": str(tf.path), "traffic_class": tf.traffic_class, "codec": r.codec,
-                     "situation": r.situation, "uncompressed_bytes": r.uncompressed_bytes,
-                     "compressed_bytes": r.compressed_bytes, "ratio": r.ratio, "lossless": r.lossless,
-                     "compress_MBps": r.compress_MBps, "decompress_MBps": r.decompress_MBps})
+        rows.append(
+            {
+                "file": str(tf.path),
+                "traffic_class": tf.traffic_class,
+                "codec": r.codec,
+                "situation": r.situation,
+                "uncompressed_bytes": r.uncompressed_bytes,
+                "compressed_bytes": r.compressed_bytes,
+                "ratio": r.ratio,
+                "lossless": r.lossless,
+                "compress_MBps": r.compress_MBps,
+                "decompress_MBps": r.decompress_MBps,
+            }
+        )
     return rows
 
 
-def run(files: list[TensorFile], codecs, situations, granularity="tensor", packet_size=4096, dtype=None,
-        min_size=0, workers=1, progress=None) -> pd.DataFrame:
+def run(
+    files: list[TensorFile],
+    codecs,
+    situations,
+    granularity="tensor",
+    packet_size=4096,
+    dtype=None,
+    min_size=0,
+    workers=1,
+    progress=None,
+) -> pd.DataFrame:
     args = (codecs, situations, granularity, packet_size, dtype, min_size)
     rows: list[dict] = []
     if workers <= 1:
@@ -57,8 +86,11 @@ def run(files: list[TensorFile], codecs, situations, granularity="tensor", packe
 def aggregate(df: pd.DataFrame) -> pd.DataFrame:
     """Byte-weighted ratio per traffic class, codec and situation: Σ compressed / Σ uncompressed."""
     g = df.groupby(["traffic_class", "codec", "situation"], as_index=False).agg(
-        uncompressed_bytes=("uncompressed_bytes", "sum"), compressed_bytes=("compressed_bytes", "sum"),
-        lossless=("lossless", "all"), tensors=("file", "count"))
+        uncompressed_bytes=("uncompressed_bytes", "sum"),
+        compressed_bytes=("compressed_bytes", "sum"),
+        lossless=("lossless", "all"),
+        tensors=("file", "count"),
+    )
     g["ratio"] = g["compressed_bytes"] / g["uncompressed_bytes"]
     return g
 
@@ -96,6 +128,13 @@ def write_outputs(df: pd.DataFrame, out: Path, codec: str, situation: str | None
                 w = csv.writer(fh)
                 w.writerow(["algorithm", "situation", "uncompressed_size", "compressed_size", "compression_ratio"])
                 for r in g.itertuples():
-                    w.writerow([r.codec, r.situation, r.uncompressed_bytes, r.compressed_bytes,
-                                r.ratio if r.uncompressed_bytes else ""])
+                    w.writerow(
+                        [
+                            r.codec,
+                            r.situation,
+                            r.uncompressed_bytes,
+                            r.compressed_bytes,
+                            r.ratio if r.uncompressed_bytes else "",
+                        ]
+                    )
     return prof

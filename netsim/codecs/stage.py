@@ -40,8 +40,11 @@ def load_profile(name_or_file: str) -> CompressionProfile:
     else:
         f = PROFILE_DIR / f"{name_or_file}.yaml"
         if not f.exists():
-            raise InputError(f"unknown compression profile {name_or_file!r}; expected one of "
-                             f"{', '.join(list_profiles())} or a YAML file", field="--compression")
+            raise InputError(
+                f"unknown compression profile {name_or_file!r}; expected one of "
+                f"{', '.join(list_profiles())} or a YAML file",
+                field="--compression",
+            )
         prof = load_model(CompressionProfile, f)
         base = f.parent
     if isinstance(prof.ratios, str):
@@ -74,9 +77,15 @@ class Accounting:
         self.codec_s[traffic] = self.codec_s.get(traffic, 0.0) + codec
 
     def report(self) -> dict:
-        return {t: {"bytes": self.bytes_in[t], "wire_bytes": self.bytes_wire[t],
-                    "bytes_saved": self.bytes_in[t] - self.bytes_wire[t], "codec_time_us": self.codec_s[t] * 1e6}
-                for t in sorted(self.bytes_in)}
+        return {
+            t: {
+                "bytes": self.bytes_in[t],
+                "wire_bytes": self.bytes_wire[t],
+                "bytes_saved": self.bytes_in[t] - self.bytes_wire[t],
+                "codec_time_us": self.codec_s[t] * 1e6,
+            }
+            for t in sorted(self.bytes_in)
+        }
 
 
 class CompressionStage:

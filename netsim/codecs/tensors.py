@@ -17,8 +17,7 @@ import numpy as np
 from netsim.codecs.transforms import f32_to_bf16
 from netsim.errors import InputError
 
-CLASS_DIRS = {"forward_activations": "activation", "activation_gradients": "activation_grad",
-              "param_grads": "gradient"}
+CLASS_DIRS = {"forward_activations": "activation", "activation_gradients": "activation_grad", "param_grads": "gradient"}
 SUFFIXES = (".pkl", ".pt", ".safetensors", ".npy")
 STEP = re.compile(r"_step_(\d+)$")
 
@@ -81,10 +80,10 @@ def _safetensors(path: Path) -> list[np.ndarray]:
     raw = path.read_bytes()
     try:
         (n,) = struct.unpack("<Q", raw[:8])
-        header = json.loads(raw[8:8 + n])
+        header = json.loads(raw[8 : 8 + n])
     except Exception:
         raise InputError("not a safetensors file", where=str(path)) from None
-    data = raw[8 + n:]
+    data = raw[8 + n :]
     out = []
     for name, meta in header.items():
         if name == "__metadata__":
@@ -114,8 +113,9 @@ def load(path: Path, dtype: str | None = None) -> tuple[np.ndarray, bytes]:
         elif a.dtype == np.uint16:
             u = a.astype("<u2").ravel()
         else:
-            raise InputError(f"unsupported array dtype {a.dtype}; expected float32 or uint16 bf16 patterns",
-                             where=str(path))
+            raise InputError(
+                f"unsupported array dtype {a.dtype}; expected float32 or uint16 bf16 patterns", where=str(path)
+            )
         return u, u.tobytes()
     if suffix == ".safetensors":
         parts = _safetensors(path)

@@ -32,6 +32,7 @@ def f32_to_bf16(f: np.ndarray) -> np.ndarray:
 
 # ---- grouping ------------------------------------------------------------------------------
 
+
 def byte_group(u: np.ndarray) -> bytes:
     """[all low bytes][all high bytes] of the little-endian elements (the artifact's byte_group)."""
     b = u.astype("<u2").view(np.uint8).reshape(-1, 2)
@@ -55,12 +56,13 @@ def bit_ungroup(data: bytes, n: int) -> np.ndarray:
     plane = (n + 7) // 8
     out = np.zeros(n, dtype=np.uint16)
     for k in range(16):
-        bits = np.unpackbits(a[k * plane:(k + 1) * plane], bitorder="little")[:n]
+        bits = np.unpackbits(a[k * plane : (k + 1) * plane], bitorder="little")[:n]
         out |= bits.astype(np.uint16) << k
     return out
 
 
 # ---- deltas --------------------------------------------------------------------------------
+
 
 def diff_int(cur: np.ndarray, prev: np.ndarray) -> np.ndarray:
     """Previous-iteration delta on bit patterns, wrapping (the artifact's diff_int; lossless)."""

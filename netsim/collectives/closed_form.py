@@ -7,7 +7,13 @@ gathered total for all-gather, the input for reduce-scatter).
 
 from __future__ import annotations
 
-ALLREDUCE, ALLGATHER, REDUCESCATTER, ALLTOALL, SENDRECV = "allreduce", "allgather", "reducescatter", "alltoall", "sendrecv"
+ALLREDUCE, ALLGATHER, REDUCESCATTER, ALLTOALL, SENDRECV = (
+    "allreduce",
+    "allgather",
+    "reducescatter",
+    "alltoall",
+    "sendrecv",
+)
 
 
 def bus_factor(op: str, n: int) -> float:

@@ -12,7 +12,7 @@ spreads or collides flows the way switches hash real QPs.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -41,9 +41,19 @@ class Join:
 
 
 class CollectiveEngine:
-    def __init__(self, env, fluid: FluidNetwork, net: CompiledNetwork, alpha: float, fidelity: str = "macro",
-                 ideal: bool = False, spray: bool = False, ring_style: str = "nccl", nvlink_closed_form: bool = True,
-                 port_policy: str = "connection"):
+    def __init__(
+        self,
+        env,
+        fluid: FluidNetwork,
+        net: CompiledNetwork,
+        alpha: float,
+        fidelity: str = "macro",
+        ideal: bool = False,
+        spray: bool = False,
+        ring_style: str = "nccl",
+        nvlink_closed_form: bool = True,
+        port_policy: str = "connection",
+    ):
         self.env, self.fluid, self.net = env, fluid, net
         self.alpha = alpha
         self.fidelity = fidelity
@@ -75,8 +85,17 @@ class CollectiveEngine:
         c = self.compression
         return c if (c is not None and c.applies(traffic, kind)) else None
 
-    def send(self, src: int, dst: int, size: float, on_done: Callable[[], None], traffic: str = "default",
-             conn=None, on_drain: Callable[[], None] | None = None, kind: str = "DP") -> None:
+    def send(
+        self,
+        src: int,
+        dst: int,
+        size: float,
+        on_done: Callable[[], None],
+        traffic: str = "default",
+        conn=None,
+        on_drain: Callable[[], None] | None = None,
+        kind: str = "DP",
+    ) -> None:
         """One point-to-point transfer; on_done when the last byte has arrived (on_drain when it
         has left the sender)."""
         if self.ideal or src == dst or size <= 0:
@@ -108,13 +127,15 @@ class CollectiveEngine:
         r = c.ratio(traffic)
         if c.pipelined:
             c.acct.add(traffic, size, size * r, 0.0)
-            self.fluid.start(links, size, on_done, cap=c.engine_rate(), weight=r, extra_delay=c.p.latency,
-                             on_drain=on_drain)
+            self.fluid.start(
+                links, size, on_done, cap=c.engine_rate(), weight=r, extra_delay=c.p.latency, on_drain=on_drain
+            )
         else:
             pre, post = c.compress_s(size), c.decompress_s(size)
             c.acct.add(traffic, size, size * r, pre + post)
-            self._after(pre, lambda: self.fluid.start(links, size, on_done, weight=r, extra_delay=post,
-                                                      on_drain=on_drain))
+            self._after(
+                pre, lambda: self.fluid.start(links, size, on_done, weight=r, extra_delay=post, on_drain=on_drain)
+            )
 
     def _after(self, delay: float, fn: Callable[[], None]) -> None:
         if delay <= 0:
@@ -127,8 +148,16 @@ class CollectiveEngine:
         return self.net.path_latency(self.net.data_route(src, dst, 0))
 
     # ---- collectives -----------------------------------------------------------------------
-    def run(self, op: str, groups: list[list[int]], size: float, on_done: Callable[[], None], algo: str = "ring",
-            traffic: str = "default", kind: str = "DP") -> None:
+    def run(
+        self,
+        op: str,
+        groups: list[list[int]],
+        size: float,
+        on_done: Callable[[], None],
+        algo: str = "ring",
+        traffic: str = "default",
+        kind: str = "DP",
+    ) -> None:
         """Run `op` of `size` bytes (SimAI convention) on every group at once; on_done when all finish."""
         groups = [g for g in groups if len(g) > 1 or op == SENDRECV]
         if not groups or size <= 0:
@@ -141,8 +170,12 @@ class CollectiveEngine:
             self._after(self._nvlink_time(op, len(groups[0]), size), on_done)
             return
         batchable = self.flow_hook is None
-        if op in (ALLREDUCE, ALLGATHER, REDUCESCATTER) and algo in ("ring", "auto") and self.fidelity == "macro" \
-                and batchable:
+        if (
+            op in (ALLREDUCE, ALLGATHER, REDUCESCATTER)
+            and algo in ("ring", "auto")
+            and self.fidelity == "macro"
+            and batchable
+        ):
             self._ring_batch(op, groups, size, on_done, traffic, kind)
             return
         if op == SENDRECV and batchable:
@@ -174,8 +207,12 @@ class CollectiveEngine:
             algo = "ring"
         if algo == "tree" and op == ALLREDUCE:
             self._tree_allreduce(ranks, size, done, traffic)
-        elif algo == "hierarchical" and op == ALLREDUCE and len(server_groups(ranks, self.gps)) > 1 \
-                and len(server_groups(ranks, self.gps)[0]) > 1:
+        elif (
+            algo == "hierarchical"
+            and op == ALLREDUCE
+            and len(server_groups(ranks, self.gps)) > 1
+            and len(server_groups(ranks, self.gps)[0]) > 1
+        ):
             self._hierarchical(ranks, size, done, traffic)
         else:
             self._ring(op, ranks, size, done, traffic, kind)
@@ -222,8 +259,9 @@ class CollectiveEngine:
         codec = c.collective_codec_s(op, n, size) + c.pipeline_latency_s(op, n)
         c.acct.add(traffic, factor * size, factor * size * r, 0.0 if c.pipelined else codec)
         caps = c.engine_rate() * fracs if c.pipelined else None  # a rank's flows share its engine
-        self.fluid.start_batch(paths, fracs * size * factor, done, delay=max_lat + tail + codec,
-                               weights=np.full(len(fracs), r), caps=caps)
+        self.fluid.start_batch(
+            paths, fracs * size * factor, done, delay=max_lat + tail + codec, weights=np.full(len(fracs), r), caps=caps
+        )
 
     def _pairs_batch(self, pairs, size, done, traffic="default", kind="PP", conn="p2p"):
         """Concurrent point-to-point flows of `size` bytes, one per (src, dst) pair, as one batch
@@ -252,8 +290,10 @@ class CollectiveEngine:
         if c.pipelined:
             c.acct.add(traffic, sent, sent * r, 0.0)
             caps = c.engine_rate() * fracs
-            self._after(self.alpha, lambda: self.fluid.start_batch(paths, sizes, done, delay=lat + c.p.latency,
-                                                                   weights=w, caps=caps))
+            self._after(
+                self.alpha,
+                lambda: self.fluid.start_batch(paths, sizes, done, delay=lat + c.p.latency, weights=w, caps=caps),
+            )
             return
         pre, post = c.compress_s(size), c.decompress_s(size)
         c.acct.add(traffic, sent, sent * r, pre + post)
@@ -279,8 +319,10 @@ class CollectiveEngine:
                 if k == steps:
                     join()
                     return
-                self._after(self.alpha, lambda: self.send(r, nxt[r], chunk, lambda: step(nxt[r], k + 1), traffic,
-                                                          conn=c, kind=kind))
+                self._after(
+                    self.alpha,
+                    lambda: self.send(r, nxt[r], chunk, lambda: step(nxt[r], k + 1), traffic, conn=c, kind=kind),
+                )
 
             # Each rank's step 0 starts at once; step k+1 of rank r is sent by r after receiving
             # step k, i.e. the chain is driven by arrivals. A rank finishes after its last receive.

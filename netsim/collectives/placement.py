@@ -34,8 +34,9 @@ def _latencies_from(topo: Topology, src: int) -> dict:
     key = ("latency_from", src)
     if key not in topo.cache:
         paths = nx.single_source_shortest_path(topo.graph, src)
-        topo.cache[key] = {dst: sum(topo.graph.edges[u, v]["latency"] for u, v in zip(p, p[1:]))
-                           for dst, p in paths.items()}
+        topo.cache[key] = {
+            dst: sum(topo.graph.edges[u, v]["latency"] for u, v in zip(p, p[1:])) for dst, p in paths.items()
+        }
     return topo.cache[key]
 
 

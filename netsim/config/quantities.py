@@ -20,8 +20,10 @@ def _wrap(parse):
 
 
 # Stored as SI floats; serialised back as human strings so resolved configs stay readable.
-Bandwidth = Annotated[float, BeforeValidator(_wrap(units.parse_bandwidth)),
-                      PlainSerializer(units.format_bandwidth, return_type=str)]
-Time = Annotated[float, BeforeValidator(_wrap(units.parse_time)),
-                 PlainSerializer(lambda s: f"{s * 1e9:g} ns", return_type=str)]
+Bandwidth = Annotated[
+    float, BeforeValidator(_wrap(units.parse_bandwidth)), PlainSerializer(units.format_bandwidth, return_type=str)
+]
+Time = Annotated[
+    float, BeforeValidator(_wrap(units.parse_time)), PlainSerializer(lambda s: f"{s * 1e9:g} ns", return_type=str)
+]
 Size = Annotated[int, BeforeValidator(_wrap(units.parse_size))]

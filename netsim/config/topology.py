@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
@@ -79,9 +79,7 @@ class SimaiFileSpec(_Strict):
     file: str
 
 
-FabricSpec = Annotated[
-    Union[FatTreeSpec, LeafSpineSpec, RailOptimizedSpec, SimaiFileSpec], Field(discriminator="kind")
-]
+FabricSpec = Annotated[FatTreeSpec | LeafSpineSpec | RailOptimizedSpec | SimaiFileSpec, Field(discriminator="kind")]
 
 
 class TopologyConfig(_Strict):

@@ -18,23 +18,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from netsim.collectives.closed_form import (ALLGATHER, ALLREDUCE, ALLTOALL, REDUCESCATTER, SENDRECV,
-                                            bus_factor, collective_time)
+from netsim.collectives.closed_form import (
+    ALLGATHER,
+    ALLREDUCE,
+    ALLTOALL,
+    REDUCESCATTER,
+    SENDRECV,
+    bus_factor,
+    collective_time,
+)
 from netsim.collectives.placement import GroupPlacement, place_group
 from netsim.engine.result import Breakdown, RowReport
 from netsim.network.topology import Topology
 from netsim.workload.parallel import dp_group, rank_of, tp_group
 from netsim.workload.rows import Workload
 
-_OPS = (("ALLREDUCE", ALLREDUCE), ("ALLTOALL", ALLTOALL), ("ALLGATHER", ALLGATHER),
-        ("REDUCESCATTER", REDUCESCATTER))
+_OPS = (("ALLREDUCE", ALLREDUCE), ("ALLTOALL", ALLTOALL), ("ALLGATHER", ALLGATHER), ("REDUCESCATTER", REDUCESCATTER))
 
 
 def parse_comm(comm: str, column: str) -> tuple[str | None, str]:
     """(op, group kind) of a SimAI type string; the bare type is TP in fwd/ig and DP in wg."""
     for prefix, op in _OPS:
         if comm.startswith(prefix):
-            rest = comm[len(prefix):]
+            rest = comm[len(prefix) :]
             if rest == "":
                 return op, ("DP" if column == "wg" else "TP")
             if rest == "_EP":
@@ -54,7 +60,7 @@ class Groups:
     pp_hop: GroupPlacement | None
 
     @classmethod
-    def build(cls, topo: Topology, tp: int, dp: int, pp: int, stage: int = 0) -> "Groups":
+    def build(cls, topo: Topology, tp: int, dp: int, pp: int, stage: int = 0) -> Groups:
         r0 = rank_of(0, 0, stage, tp, dp)
         tpg = place_group(topo, tp_group(r0, tp, dp))
         dpg = place_group(topo, dp_group(r0, tp, dp))
@@ -165,14 +171,27 @@ def replay_stage(w: Workload, groups: Groups, ns_time, gpu_codec_ns=None) -> Sta
         if i in wg_spans:
             a, b = wg_spans[i]
             wg_exp = sum(max(0.0, min(b, s1) - max(a, s0)) for s0, s1 in stalls)
-        rows.append(RowReport(
-            name=r.name, fwd_compute=r.fwd_compute, wg_compute=r.wg_compute, ig_compute=r.ig_compute,
-            fwd_exposed=tot[i][0], wg_exposed=round(wg_exp), ig_exposed=tot[i][1],
-            fwd_total=tot[i][0], wg_total=tot[i][2], ig_total=tot[i][1],
-            fwd_bw=bws[i][0], wg_bw=bws[i][2], ig_bw=bws[i][1]))
+        rows.append(
+            RowReport(
+                name=r.name,
+                fwd_compute=r.fwd_compute,
+                wg_compute=r.wg_compute,
+                ig_compute=r.ig_compute,
+                fwd_exposed=tot[i][0],
+                wg_exposed=round(wg_exp),
+                ig_exposed=tot[i][1],
+                fwd_total=tot[i][0],
+                wg_total=tot[i][2],
+                ig_total=tot[i][1],
+                fwd_bw=bws[i][0],
+                wg_bw=bws[i][2],
+                ig_bw=bws[i][1],
+            )
+        )
     per_mb = (compute + blocking["TP"] + blocking["EP"]) / max(1, w.ga)
-    return StageReplay(end_ns=end, compute_ns=compute, blocking_ns=blocking, rows=rows, per_microbatch_ns=per_mb,
-                       spans=spans)
+    return StageReplay(
+        end_ns=end, compute_ns=compute, blocking_ns=blocking, rows=rows, per_microbatch_ns=per_mb, spans=spans
+    )
 
 
 def collective_ns(op: str, g: GroupPlacement, size: int, traffic: str = "default", kind: str = "DP") -> float:
@@ -201,8 +220,16 @@ def gpu_codec(stage):
     return ns
 
 
-def simulate(stages: list[Workload], topo: Topology, tp: int, dp: int, pp: int, rep: int | None = None,
-             ns_time=collective_ns, compression=None) -> Breakdown:
+def simulate(
+    stages: list[Workload],
+    topo: Topology,
+    tp: int,
+    dp: int,
+    pp: int,
+    rep: int | None = None,
+    ns_time=collective_ns,
+    compression=None,
+) -> Breakdown:
     """Iteration-time breakdown for a pipeline whose stage i runs `stages[i]`."""
     if compression is not None:
         ns_time = compressed_ns(compression)
@@ -239,8 +266,14 @@ def simulate(stages: list[Workload], topo: Topology, tp: int, dp: int, pp: int, 
     res.total_us = res.compute_us + res.exposed_comm_us + res.bubble_us
     if compression is not None:
         res.extra["compression"] = compression.acct.report()
-    res.extra.update({"representative_stage": rep, "microbatches": m,
-                      "tp_busbw_GBps": _gbps(rep_groups.tp), "dp_busbw_GBps": _gbps(rep_groups.dp)})
+    res.extra.update(
+        {
+            "representative_stage": rep,
+            "microbatches": m,
+            "tp_busbw_GBps": _gbps(rep_groups.tp),
+            "dp_busbw_GBps": _gbps(rep_groups.dp),
+        }
+    )
     return res
 
 

@@ -15,11 +15,11 @@ import simpy
 
 from netsim.collectives.closed_form import bus_factor
 from netsim.collectives.engine import CollectiveEngine
+from netsim.engine.analytical import parse_comm
+from netsim.engine.result import Breakdown
 from netsim.network.fluid import FluidNetwork
 from netsim.network.routing import compile_network
 from netsim.network.topology import Topology
-from netsim.engine.analytical import parse_comm
-from netsim.engine.result import Breakdown
 from netsim.workload.parallel import Parallelism, dp_group, rank_of, tp_group
 from netsim.workload.rows import ACTIVATION, ACTIVATION_GRAD, GRADIENT, PARAMETER
 
@@ -28,14 +28,24 @@ def new_network(topo: Topology, ideal: bool = False, fidelity: str = "macro", sp
     env = simpy.Environment()
     net = compile_network(topo)
     fluid = FluidNetwork(env, net.capacity, net.latency)
-    coll = CollectiveEngine(env, fluid, net, alpha=0.0 if ideal else topo.alpha, fidelity=fidelity, ideal=ideal,
-                            spray=spray)
+    coll = CollectiveEngine(
+        env, fluid, net, alpha=0.0 if ideal else topo.alpha, fidelity=fidelity, ideal=ideal, spray=spray
+    )
     return env, net, fluid, coll
 
 
-def bench_collective(topo: Topology, op: str, ranks: list[int], size: int, algo: str = "ring",
-                     fidelity: str = "macro", ideal: bool = False, spray: bool = False,
-                     compression=None, traffic: str = "default") -> dict:
+def bench_collective(
+    topo: Topology,
+    op: str,
+    ranks: list[int],
+    size: int,
+    algo: str = "ring",
+    fidelity: str = "macro",
+    ideal: bool = False,
+    spray: bool = False,
+    compression=None,
+    traffic: str = "default",
+) -> dict:
     """Time one collective over `ranks` (nccl-tests' algbw/busbw, in GB/s of 1e9 bytes)."""
     env, net, fluid, coll = new_network(topo, ideal, fidelity, spray)
     if compression is not None:
@@ -47,8 +57,16 @@ def bench_collective(topo: Topology, op: str, ranks: list[int], size: int, algo:
     t = finished["t"]
     n = len(groups[0])
     algbw = size / t / 1e9 if t > 0 else float("inf")
-    return {"op": op, "ranks": n, "bytes": size, "time_us": t * 1e6, "algbw_GBps": algbw,
-            "busbw_GBps": algbw * bus_factor(op, n), "flows": fluid.flows_started, "solves": fluid.solves}
+    return {
+        "op": op,
+        "ranks": n,
+        "bytes": size,
+        "time_us": t * 1e6,
+        "algbw_GBps": algbw,
+        "busbw_GBps": algbw * bus_factor(op, n),
+        "flows": fluid.flows_started,
+        "solves": fluid.solves,
+    }
 
 
 # ---- training iterations ---------------------------------------------------------------------
@@ -76,9 +94,16 @@ def _groups(par: Parallelism, stage: int, replicas: int):
 FOLD_ABOVE = 4096  # GPUs; larger clusters simulate TP and PP traffic of FOLD_REPLICAS DP replicas
 
 
-def simulate_pipeline(programs: list, topo: Topology, par: Parallelism, ideal: bool = False,
-                      fidelity: str = "macro", schedule: str = "1f1b", compression=None,
-                      replicas: int | None = None) -> Breakdown:
+def simulate_pipeline(
+    programs: list,
+    topo: Topology,
+    par: Parallelism,
+    ideal: bool = False,
+    fidelity: str = "macro",
+    schedule: str = "1f1b",
+    compression=None,
+    replicas: int | None = None,
+) -> Breakdown:
     """One training iteration: every stage runs 1F1B (or GPipe) over the fluid network.
 
     `replicas`: how many DP replicas' TP and pipeline traffic to put on the network (all by
@@ -104,8 +129,11 @@ def simulate_pipeline(programs: list, topo: Topology, par: Parallelism, ideal: b
         return ev
 
     def p2p(i_from: int, i_to: int, j: int, size: int, target, traffic: str):
-        pairs = [(rank_of(t, d, i_from, par.tp, par.dp), rank_of(t, d, i_to, par.tp, par.dp))
-                 for t in range(par.tp) for d in range(replicas)]
+        pairs = [
+            (rank_of(t, d, i_from, par.tp, par.dp), rank_of(t, d, i_to, par.tp, par.dp))
+            for t in range(par.tp)
+            for d in range(replicas)
+        ]
         sent_at[(id(target), j)] = env.now
         ev = target[i_to][j]
         coll.run("sendrecv", [list(x) for x in pairs], size, ev.succeed, traffic=traffic, kind="PP")
@@ -252,15 +280,22 @@ def simulate_pipeline(programs: list, topo: Topology, par: Parallelism, ideal: b
     bd.exposed_pp_us = st.pp * 1e6
     bd.bubble_us = st.bubble * 1e6
     bd.total_us = end * 1e6
-    bd.exposed_dp_us = max(0.0, bd.total_us - bd.compute_us - bd.exposed_tp_us - bd.exposed_ep_us
-                           - bd.exposed_pp_us - bd.bubble_us)
+    bd.exposed_dp_us = max(
+        0.0, bd.total_us - bd.compute_us - bd.exposed_tp_us - bd.exposed_ep_us - bd.exposed_pp_us - bd.bubble_us
+    )
     bd.exposed_comm_us = bd.exposed_tp_us + bd.exposed_ep_us + bd.exposed_pp_us + bd.exposed_dp_us
     bd.timeline = {f"stage {i} (rank {rank_of(0, 0, i, par.tp, par.dp)})": s.spans for i, s in enumerate(stats)}
     if coll.compression is not None:
         bd.extra["compression"] = coll.compression.acct.report()
-    bd.extra.update({"critical_stage": k, "flows": fluid.flows_started, "solves": fluid.solves,
-                "simulated_dp_replicas": replicas,
-                **link_report(net, fluid, end)})
+    bd.extra.update(
+        {
+            "critical_stage": k,
+            "flows": fluid.flows_started,
+            "solves": fluid.solves,
+            "simulated_dp_replicas": replicas,
+            **link_report(net, fluid, end),
+        }
+    )
     return bd
 
 
@@ -274,8 +309,11 @@ def link_report(net, fluid, duration: float, top: int = 5) -> dict:
         tiers.setdefault(name, []).append(u[i])
     util = {name: {"mean": float(np.mean(v)), "max": float(np.max(v))} for name, v in sorted(tiers.items())}
     order = np.argsort(-u)[:top]
-    busiest = [{"link": f"{net.ends[i][0]}->{net.ends[i][1]}", "tier": net.tier_name[i], "utilization": float(u[i])}
-               for i in order if u[i] > 0]
+    busiest = [
+        {"link": f"{net.ends[i][0]}->{net.ends[i][1]}", "tier": net.tier_name[i], "utilization": float(u[i])}
+        for i in order
+        if u[i] > 0
+    ]
     return {"link_utilization": util, "busiest_links": busiest}
 
 

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SUMMARY_FIELDS = ("exposed_dp_us", "exposed_dp_ep_us", "exposed_tp_us", "exposed_ep_us", "exposed_pp_us",
-                  "bubble_us", "compute_us", "exposed_comm_us", "total_us")
+SUMMARY_FIELDS = (
+    "exposed_dp_us",
+    "exposed_dp_ep_us",
+    "exposed_tp_us",
+    "exposed_ep_us",
+    "exposed_pp_us",
+    "bubble_us",
+    "compute_us",
+    "exposed_comm_us",
+    "total_us",
+)
 
 
 @dataclass

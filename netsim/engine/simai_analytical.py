@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -79,7 +79,7 @@ def ovl(t: int, o: float) -> int:
         return tick(float(f32(f32(t) * f32(f32(1) - f32(o)))))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _ratio_table(name: str) -> tuple[tuple[float, tuple[float, ...]], ...]:
     rows = []
     with open(CALIBRATION / "simai_ratio" / f"{name}_ratio.csv", newline="") as f:
@@ -309,14 +309,23 @@ def simulate(w: Workload, flags: ClusterFlags) -> Breakdown:
         t_exp += fwd_exp / 1000.0
         t_exp += wg_exp / 1000.0
         t_exp += ig_exp / 1000.0
-        res.rows.append(RowReport(
-            name=row.name, fwd_compute=fc, wg_compute=wc, ig_compute=ic,
-            fwd_exposed=fwd_exp, wg_exposed=wg_exp, ig_exposed=ig_exp,
-            fwd_total=fwd_tot, wg_total=wg_tot, ig_total=ig_tot,
-            fwd_bw=busbw_columns(fwd_op, n_fwd, fwd_b, fwd_tot),
-            wg_bw=busbw_columns(wg_op, n_wg, wg_b, wg_tot),
-            ig_bw=busbw_columns(ig_op, n_ig, ig_b, ig_tot),
-        ))
+        res.rows.append(
+            RowReport(
+                name=row.name,
+                fwd_compute=fc,
+                wg_compute=wc,
+                ig_compute=ic,
+                fwd_exposed=fwd_exp,
+                wg_exposed=wg_exp,
+                ig_exposed=ig_exp,
+                fwd_total=fwd_tot,
+                wg_total=wg_tot,
+                ig_total=ig_tot,
+                fwd_bw=busbw_columns(fwd_op, n_fwd, fwd_b, fwd_tot),
+                wg_bw=busbw_columns(wg_op, n_wg, wg_b, wg_tot),
+                ig_bw=busbw_columns(ig_op, n_ig, ig_b, ig_tot),
+            )
+        )
     with np.errstate(all="ignore"):
         bubble = float(F64(pre_bubble) * (F64(w.pp - 1) / F64(w.ga * w.vpp)))
         po = float(f32(flags.pp_overlap))
@@ -329,5 +338,3 @@ def simulate(w: Workload, flags: ClusterFlags) -> Breakdown:
     res.compute_us, res.exposed_comm_us = t_comp, t_exp
     res.total_us = ((t_comp + t_exp) + bubble) + float(pp_us)
     return res
-
-

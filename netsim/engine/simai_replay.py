@@ -58,8 +58,9 @@ class _RingInstance:
         dst = self.nxt[c][rank]
 
         def go():
-            self.r.coll.send(rank, dst, self.chunk, lambda: self._received(dst, c, k + 1),
-                             on_drain=lambda: self._tick(rank))
+            self.r.coll.send(
+                rank, dst, self.chunk, lambda: self._received(dst, c, k + 1), on_drain=lambda: self._tick(rank)
+            )
 
         self.r.after(delay, go)
 
@@ -92,6 +93,7 @@ class _AllToAllInstance:
         self.done_cb[rank] = on_done
         for dst in self.ranks:
             if dst != rank:
+
                 def go(dst=dst):
                     self.r.coll.send(rank, dst, self.chunk, lambda: self._tick(dst), on_drain=lambda: self._tick(rank))
 
@@ -131,8 +133,9 @@ class SimaiReplay:
         inst = self.instances.get(ikey)
         if inst is None:
             kind = _AllToAllInstance if op == "alltoall" else _RingInstance
-            inst = self.instances[ikey] = (kind(self, list(group), size) if op == "alltoall"
-                                           else kind(self, op, list(group), size))
+            inst = self.instances[ikey] = (
+                kind(self, list(group), size) if op == "alltoall" else kind(self, op, list(group), size)
+            )
         return inst
 
     def rank_process(self, rank: int, stats: dict):
@@ -209,6 +212,10 @@ class SimaiReplay:
         bd.exposed_tp_us = st["blocking"] * 1e6
         bd.exposed_dp_us = max(0.0, bd.total_us - bd.compute_us - bd.exposed_tp_us)
         bd.exposed_comm_us = bd.exposed_tp_us + bd.exposed_dp_us
-        bd.extra = {"slowest_rank": last, "rank0_total_us": stats[0]["end"] * 1e6,
-                    "flows": self.fluid.flows_started, "solves": self.fluid.solves}
+        bd.extra = {
+            "slowest_rank": last,
+            "rank0_total_us": stats[0]["end"] * 1e6,
+            "flows": self.fluid.flows_started,
+            "solves": self.fluid.solves,
+        }
         return bd

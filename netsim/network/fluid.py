@@ -10,7 +10,7 @@ Knows nothing about collectives or LLMs.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import simpy
@@ -62,8 +62,16 @@ class FluidNetwork:
             setattr(self, name, arr)
         self.caps, self.weight, self.active = caps, weight, active
 
-    def start(self, links, size: float, on_done: Callable[[], None], cap: float = np.inf, weight: float = 1.0,
-              extra_delay: float = 0.0, on_drain: Callable[[], None] | None = None) -> None:
+    def start(
+        self,
+        links,
+        size: float,
+        on_done: Callable[[], None],
+        cap: float = np.inf,
+        weight: float = 1.0,
+        extra_delay: float = 0.0,
+        on_drain: Callable[[], None] | None = None,
+    ) -> None:
         """Send `size` bytes over `links`; call on_done once they have drained and propagated."""
         links = tuple(links)
         delay = float(self.latency[list(links)].sum()) + extra_delay if links else extra_delay
@@ -76,12 +84,26 @@ class FluidNetwork:
             raise ValueError(f"path of {len(links)} links exceeds {self.H}")
         row = np.full((1, self.H), self.L - 1, dtype=np.int64)
         row[0, : len(links)] = links
-        self.start_batch(row, np.array([float(size)]), on_done, delay, caps=np.array([cap]),
-                         weights=np.array([weight]), on_drain=on_drain)
+        self.start_batch(
+            row,
+            np.array([float(size)]),
+            on_done,
+            delay,
+            caps=np.array([cap]),
+            weights=np.array([weight]),
+            on_drain=on_drain,
+        )
 
-    def start_batch(self, paths: np.ndarray, sizes: np.ndarray, on_done: Callable[[], None], delay: float,
-                    caps: np.ndarray | None = None, weights: np.ndarray | None = None,
-                    on_drain: Callable[[], None] | None = None) -> None:
+    def start_batch(
+        self,
+        paths: np.ndarray,
+        sizes: np.ndarray,
+        on_done: Callable[[], None],
+        delay: float,
+        caps: np.ndarray | None = None,
+        weights: np.ndarray | None = None,
+        on_drain: Callable[[], None] | None = None,
+    ) -> None:
         """Start flows (rows of `paths`, padded with the dummy link) that report together: on_done
         fires `delay` seconds after the last of them drains."""
         keep = sizes > 0
@@ -129,8 +151,9 @@ class FluidNetwork:
             idx = np.flatnonzero(self.active)
             moved = self.rate[idx] * dt
             self.remaining[idx] -= moved
-            self.link_bytes += np.bincount(self.paths[idx].ravel(), weights=np.repeat(moved * self.weight[idx], self.H),
-                                           minlength=self.L)
+            self.link_bytes += np.bincount(
+                self.paths[idx].ravel(), weights=np.repeat(moved * self.weight[idx], self.H), minlength=self.L
+            )
         self.last_t = self.env.now
 
     def _solve_now(self, _ev=None) -> None:

@@ -15,8 +15,9 @@ import numpy as np
 EPS = 1e-9
 
 
-def max_min_rates(paths: np.ndarray, capacity: np.ndarray, caps: np.ndarray | None = None,
-                  weights: np.ndarray | None = None) -> np.ndarray:
+def max_min_rates(
+    paths: np.ndarray, capacity: np.ndarray, caps: np.ndarray | None = None, weights: np.ndarray | None = None
+) -> np.ndarray:
     """Rates (bytes/s) of F flows.
 
     paths: int array [F, H] of link indices, padded with `len(capacity) - 1`, which must be a

@@ -147,7 +147,7 @@ class CompiledNetwork:
                     paths.append(acc + ([port] if port not in (None, dst) else []) + [dst])
                     return
                 down = [c for c in self._down.get(u, ()) if self._below[c] & targets]
-                for v in (down if down else self._up[u]):
+                for v in down if down else self._up[u]:
                     walk(v, acc + [v])
 
             walk(src, [src])
@@ -174,8 +174,15 @@ def compile_network(topo: Topology) -> CompiledNetwork:
             kinds.append(d.get("kind", "fabric"))
             tnames.append(_tier_label(topo, a, b, d.get("kind", "fabric")))
             ends.append((a, b))
-    net = CompiledNetwork(topo=topo, capacity=np.array(caps + [np.inf]), latency=np.array(lats + [0.0]),
-                          kind=kinds, tier_name=tnames, link_of=link_of, ends=ends)
+    net = CompiledNetwork(
+        topo=topo,
+        capacity=np.array(caps + [np.inf]),
+        latency=np.array(lats + [0.0]),
+        kind=kinds,
+        tier_name=tnames,
+        link_of=link_of,
+        ends=ends,
+    )
     # Up neighbours: GPU -> its NIC node(s) or leaf; NIC -> leaf; switch tier k -> tier k+1.
     for n, data in g.nodes(data=True):
         k = data.get("kind")
@@ -200,8 +207,9 @@ def compile_network(topo: Topology) -> CompiledNetwork:
                 else:
                     leaves.update(w for w in net._up.get(v, ()))
             net._leaves_of[n] = frozenset(leaves)
-            ports = [v for v in g.neighbors(n) if v in tiers] + \
-                    [v for v in g.neighbors(n) if g.nodes[v].get("kind") == "nic"]
+            ports = [v for v in g.neighbors(n) if v in tiers] + [
+                v for v in g.neighbors(n) if g.nodes[v].get("kind") == "nic"
+            ]
             if len(ports) == 1:
                 net._port_of[n] = ports[0] if ports[0] not in tiers else n
     for s in tiers:

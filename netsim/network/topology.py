@@ -74,7 +74,7 @@ class Topology:
                 worst = max(worst, down / up)
         return worst
 
-    def with_nic_bandwidth(self, bandwidth: float) -> "Topology":
+    def with_nic_bandwidth(self, bandwidth: float) -> Topology:
         """A copy whose NIC links run at `bandwidth` (the `--bandwidth` override)."""
         g = self.graph.copy()
         for u, v, d in g.edges(data=True):
@@ -158,20 +158,28 @@ def _build_fat_tree(cfg: TopologyConfig, spec: FatTreeSpec, b: _Builder) -> None
     per_pod = half * half
     pods = spec.pods or math.ceil(len(ports) / per_pod)
     if len(ports) > pods * per_pod:
-        raise ValueError(f"{len(ports)} NIC ports do not fit a k={spec.k} fat-tree with {pods} pods "
-                         f"({pods * per_pod} host ports): not every GPU is connected")
+        raise ValueError(
+            f"{len(ports)} NIC ports do not fit a k={spec.k} fat-tree with {pods} pods "
+            f"({pods * per_pod} host ports): not every GPU is connected"
+        )
     bw = spec.link_bandwidth or cfg.nic.bandwidth
     edges = [[0] * half for _ in range(pods)]
     aggs = [[0] * half for _ in range(pods)]
     for p in range(pods):
         for i in range(half):
-            edges[p][i] = b.node(nid, "switch", tier=0, pod=p); b.tiers[nid] = 0; nid += 1
+            edges[p][i] = b.node(nid, "switch", tier=0, pod=p)
+            b.tiers[nid] = 0
+            nid += 1
     for p in range(pods):
         for j in range(half):
-            aggs[p][j] = b.node(nid, "switch", tier=1, pod=p); b.tiers[nid] = 1; nid += 1
+            aggs[p][j] = b.node(nid, "switch", tier=1, pod=p)
+            b.tiers[nid] = 1
+            nid += 1
     cores = []
     for c in range(half * half):
-        cores.append(b.node(nid, "switch", tier=2)); b.tiers[nid] = 2; nid += 1
+        cores.append(b.node(nid, "switch", tier=2))
+        b.tiers[nid] = 2
+        nid += 1
     for e, (port, _server) in enumerate(ports):
         p, i = divmod(e, per_pod)
         _attach(b, port, edges[p][i // half], cfg)
@@ -187,15 +195,21 @@ def _build_fat_tree(cfg: TopologyConfig, spec: FatTreeSpec, b: _Builder) -> None
 def _build_leaf_spine(cfg: TopologyConfig, spec: LeafSpineSpec, b: _Builder) -> None:
     ports, nid = _endpoints(cfg, b, 0)
     if len(ports) > spec.leaves * spec.hosts_per_leaf:
-        raise ValueError(f"{len(ports)} NIC ports do not fit {spec.leaves} leaves x {spec.hosts_per_leaf} "
-                         f"host ports: not every GPU is connected")
+        raise ValueError(
+            f"{len(ports)} NIC ports do not fit {spec.leaves} leaves x {spec.hosts_per_leaf} "
+            f"host ports: not every GPU is connected"
+        )
     up = spec.uplink_bandwidth or cfg.nic.bandwidth
     leaves = []
     for _ in range(spec.leaves):
-        leaves.append(b.node(nid, "switch", tier=0)); b.tiers[nid] = 0; nid += 1
+        leaves.append(b.node(nid, "switch", tier=0))
+        b.tiers[nid] = 0
+        nid += 1
     spines = []
     for _ in range(spec.spines):
-        spines.append(b.node(nid, "switch", tier=1)); b.tiers[nid] = 1; nid += 1
+        spines.append(b.node(nid, "switch", tier=1))
+        b.tiers[nid] = 1
+        nid += 1
     for e, (port, _server) in enumerate(ports):
         _attach(b, port, leaves[e // spec.hosts_per_leaf], cfg)
     for leaf in leaves:
@@ -210,10 +224,14 @@ def _build_rail(cfg: TopologyConfig, spec: RailOptimizedSpec, b: _Builder) -> No
     up = spec.uplink_bandwidth or cfg.nic.bandwidth
     leaves = []
     for _ in range(nics * per_rail):
-        leaves.append(b.node(nid, "switch", tier=0)); b.tiers[nid] = 0; nid += 1
+        leaves.append(b.node(nid, "switch", tier=0))
+        b.tiers[nid] = 0
+        nid += 1
     spines = []
     for _ in range(spec.spines):
-        spines.append(b.node(nid, "switch", tier=1)); b.tiers[nid] = 1; nid += 1
+        spines.append(b.node(nid, "switch", tier=1))
+        b.tiers[nid] = 1
+        nid += 1
     for e, (port, server) in enumerate(ports):
         rail = e % nics
         _attach(b, port, leaves[rail * per_rail + server // spec.servers_per_leaf], cfg)
@@ -240,10 +258,14 @@ def read_simai_topology(path: str | Path, name: str | None = None, alpha: float 
         return InputError(msg, where=f"{path}:{lineno}")
 
     if len(lines) < 2:
-        raise err(1, "expected a SimAI topology header '<nodes> <gpus_per_server> <nvswitches> <switches> <links> <gpu_type>'")
+        raise err(
+            1, "expected a SimAI topology header '<nodes> <gpus_per_server> <nvswitches> <switches> <links> <gpu_type>'"
+        )
     head = lines[0].split()
     if len(head) < 5 or not all(t.isdigit() for t in head[:5]):
-        raise err(1, "expected a SimAI topology header '<nodes> <gpus_per_server> <nvswitches> <switches> <links> <gpu_type>'")
+        raise err(
+            1, "expected a SimAI topology header '<nodes> <gpus_per_server> <nvswitches> <switches> <links> <gpu_type>'"
+        )
     total, gps, n_nvs, n_sw, n_links = (int(t) for t in head[:5])
     gpu_type = head[5] if len(head) > 5 else "H100"
     G = total - n_nvs - n_sw
@@ -290,11 +312,16 @@ def read_simai_topology(path: str | Path, name: str | None = None, alpha: float 
         gpu_end = a < G or c < G
         other = c if a < G else a
         if gpu_end and other in nvs_ids:
-            kind = "nvlink"; nv_bw = bw; nv_lat = lat
+            kind = "nvlink"
+            nv_bw = bw
+            nv_lat = lat
         elif gpu_end:
-            kind = "nic"; nic_bw = bw; hop_lat = max(hop_lat, lat)
+            kind = "nic"
+            nic_bw = bw
+            hop_lat = max(hop_lat, lat)
         else:
-            kind = "fabric"; hop_lat = max(hop_lat, lat)
+            kind = "fabric"
+            hop_lat = max(hop_lat, lat)
         b.link(a, c, bw, lat, kind)
     # Tier 0 = switches with GPUs attached (ASW), tier 1 = the rest (PSW).
     for s in sw_ids:
@@ -302,9 +329,20 @@ def read_simai_topology(path: str | Path, name: str | None = None, alpha: float 
     if nic_bw is None:
         raise InputError("no GPU-to-switch link found", where=str(path))
     topo = Topology(
-        name=name or p.name, gpu=gpu_type, num_gpus=G, gpus_per_server=gps, nics_per_server=gps,
-        nic_bandwidth=nic_bw, nvlink_bandwidth=nv_bw, nvlink_latency=nv_lat, hop_latency=hop_lat,
-        graph=b.g, source=str(path), fabric="simai", switch_tiers=b.tiers, alpha=alpha,
+        name=name or p.name,
+        gpu=gpu_type,
+        num_gpus=G,
+        gpus_per_server=gps,
+        nics_per_server=gps,
+        nic_bandwidth=nic_bw,
+        nvlink_bandwidth=nv_bw,
+        nvlink_latency=nv_lat,
+        hop_latency=hop_lat,
+        graph=b.g,
+        source=str(path),
+        fabric="simai",
+        switch_tiers=b.tiers,
+        alpha=alpha,
     )
     _check_connected(topo, str(path))
     return topo
@@ -314,8 +352,9 @@ def _check_connected(topo: Topology, where: str) -> None:
     comp = nx.node_connected_component(topo.graph, 0)
     for r in range(topo.num_gpus):
         if r not in comp:
-            raise InputError(f"GPU {r} is not connected to GPU 0: the topology must connect every GPU",
-                             where=where, field="fabric")
+            raise InputError(
+                f"GPU {r} is not connected to GPU 0: the topology must connect every GPU", where=where, field="fabric"
+            )
 
 
 def is_simai_topology_file(path: str | Path) -> bool:
@@ -345,13 +384,21 @@ def build_topology(cfg: TopologyConfig, where: str = "", base_dir: Path | None =
     except ValueError as e:
         raise InputError(str(e), where=where, field="fabric") from None
     topo = Topology(
-        name=cfg.name, gpu=cfg.gpu, num_gpus=cfg.servers * cfg.gpus_per_server,
-        gpus_per_server=cfg.gpus_per_server, nics_per_server=cfg.nic.count,
+        name=cfg.name,
+        gpu=cfg.gpu,
+        num_gpus=cfg.servers * cfg.gpus_per_server,
+        gpus_per_server=cfg.gpus_per_server,
+        nics_per_server=cfg.nic.count,
         nic_bandwidth=cfg.nic.bandwidth,
         nvlink_bandwidth=cfg.nvlink.bandwidth if cfg.nvlink else None,
         nvlink_latency=cfg.nvlink.latency if cfg.nvlink else 0.0,
-        hop_latency=spec.latency, graph=b.g, source=where, fabric=spec.kind,
-        description=cfg.description, switch_tiers=b.tiers, alpha=cfg.alpha,
+        hop_latency=spec.latency,
+        graph=b.g,
+        source=where,
+        fabric=spec.kind,
+        description=cfg.description,
+        switch_tiers=b.tiers,
+        alpha=cfg.alpha,
     )
     _check_connected(topo, where)
     return topo

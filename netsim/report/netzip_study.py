@@ -27,8 +27,10 @@ def tidy(df: pd.DataFrame) -> pd.DataFrame:
     df["network"] = df["topology"].map(lambda p: Path(str(p)).stem)
     df["comm_share"] = df["exposed_comm_us"] / df["total_us"]
     base = df[df["compression"] == "none"].set_index(["network", "model", "gbps"])["total_us"]
-    df["reduction"] = [1 - t / base.get((n, m, g), float("nan"))
-                       for n, m, g, t in zip(df["network"], df["model"], df["gbps"], df["total_us"])]
+    df["reduction"] = [
+        1 - t / base.get((n, m, g), float("nan"))
+        for n, m, g, t in zip(df["network"], df["model"], df["gbps"], df["total_us"])
+    ]
     return df
 
 
@@ -36,11 +38,13 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     """Training-time reduction per stage: best and worst case over models and rates, per network."""
     comp = df[df["compression"] != "none"]
     out = comp.groupby(["network", "compression"])["reduction"].agg(["min", "max"]).reset_index()
-    best = comp.loc[comp.groupby(["network", "compression"])["reduction"].idxmax(), ["network", "compression",
-                                                                                       "model", "gbps"]]
+    best = comp.loc[
+        comp.groupby(["network", "compression"])["reduction"].idxmax(), ["network", "compression", "model", "gbps"]
+    ]
     out = out.merge(best, on=["network", "compression"])
-    return out.rename(columns={"min": "worst_reduction", "max": "best_reduction", "model": "best_model",
-                               "gbps": "best_gbps"})
+    return out.rename(
+        columns={"min": "worst_reduction", "max": "best_reduction", "model": "best_model", "gbps": "best_gbps"}
+    )
 
 
 def _models(df):
@@ -75,8 +79,9 @@ def plot_reduction(df: pd.DataFrame, output: str | Path) -> None:
     d = df[df["compression"] != "none"]
     nets = sorted(d["network"].unique())
     models = _models(d)
-    fig, axes = plt.subplots(len(nets), len(models), figsize=(3.4 * len(models), 3.2 * len(nets)), squeeze=False,
-                             sharey=True)
+    fig, axes = plt.subplots(
+        len(nets), len(models), figsize=(3.4 * len(models), 3.2 * len(nets)), squeeze=False, sharey=True
+    )
     for r, net in enumerate(nets):
         for c, m in enumerate(models):
             ax = axes[r][c]
@@ -93,8 +98,9 @@ def plot_reduction(df: pd.DataFrame, output: str | Path) -> None:
                 ax.set_ylabel("training time / uncompressed")
             ax.grid(alpha=0.3, which="both")
     axes[0][0].legend(fontsize=7)
-    fig.suptitle("Normalised training time by compression stage (cf. NetZIP Fig. 13; dotted: NetZIP's best, -35%)",
-                 fontsize=10)
+    fig.suptitle(
+        "Normalised training time by compression stage (cf. NetZIP Fig. 13; dotted: NetZIP's best, -35%)", fontsize=10
+    )
     fig.tight_layout()
     fig.savefig(output, dpi=110)
     plt.close(fig)

@@ -31,7 +31,7 @@ def _numeric(series: pd.Series) -> pd.Series | None:
         return num
     for parse, scale in ((parse_bandwidth, 8e-9), (parse_time, 1e6), (parse_size, 1.0)):
         try:
-            return series.map(lambda v: parse(str(v)) * scale)
+            return series.map(lambda v, parse=parse, scale=scale: parse(str(v)) * scale)
         except ValueError:
             continue
     return None
@@ -43,8 +43,9 @@ def plot_results(path, x: str, y: str, hue: str | None, col: str | None, output:
         df = df[df["status"] == "ok"]
     for name, field in (("--x", x), ("--y", y), ("--hue", hue), ("--col", col)):
         if field and field not in df.columns:
-            raise InputError(f"no column {field!r}; expected one of {', '.join(map(str, df.columns))}",
-                             where=str(path), field=name)
+            raise InputError(
+                f"no column {field!r}; expected one of {', '.join(map(str, df.columns))}", where=str(path), field=name
+            )
     panels = sorted(df[col].unique(), key=str) if col else [None]
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False, sharey=True)
     xnum = _numeric(df[x])
@@ -70,10 +71,15 @@ def plot_results(path, x: str, y: str, hue: str | None, col: str | None, output:
     plt.close(fig)
 
 
-BREAKDOWN_PARTS = (("compute_us", "compute", "#4c72b0"), ("exposed_tp_us", "exposed TP", "#dd8452"),
-                   ("exposed_dp_us", "exposed DP", "#55a868"), ("exposed_pp_us", "exposed PP", "#c44e52"),
-                   ("exposed_ep_us", "exposed EP", "#8172b3"), ("exposed_dp_ep_us", "exposed DP_EP", "#937860"),
-                   ("bubble_us", "bubble", "#8c8c8c"))
+BREAKDOWN_PARTS = (
+    ("compute_us", "compute", "#4c72b0"),
+    ("exposed_tp_us", "exposed TP", "#dd8452"),
+    ("exposed_dp_us", "exposed DP", "#55a868"),
+    ("exposed_pp_us", "exposed PP", "#c44e52"),
+    ("exposed_ep_us", "exposed EP", "#8172b3"),
+    ("exposed_dp_ep_us", "exposed DP_EP", "#937860"),
+    ("bubble_us", "bubble", "#8c8c8c"),
+)
 
 
 def plot_breakdown(summary: dict, title: str, output: str | Path) -> None:

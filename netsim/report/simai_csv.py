@@ -20,11 +20,14 @@ def cfmt(x: float, prec: int) -> str:
     return f"{x:.{prec}f}"
 
 
-
-SUMMARY_HEADER = ("File name, Expose DP comm, Expose DP_EP comm, Expose TP comm, Expose_EP_comm, "
-                  "Expose_PP_comm, bubble time, total comp, total exposed comm, Total time")
-ROW_HEADER = ("layer_name,{run},fwd compute,wg compute,ig compute,fwd exposed comm,wg exposed comm,"
-              "ig exposed comm,fwd total comm,algbw,busbw,wg total comm,algbw,busbw,ig total comm,algbw,busbw")
+SUMMARY_HEADER = (
+    "File name, Expose DP comm, Expose DP_EP comm, Expose TP comm, Expose_EP_comm, "
+    "Expose_PP_comm, bubble time, total comp, total exposed comm, Total time"
+)
+ROW_HEADER = (
+    "layer_name,{run},fwd compute,wg compute,ig compute,fwd exposed comm,wg exposed comm,"
+    "ig exposed comm,fwd total comm,algbw,busbw,wg total comm,algbw,busbw,ig total comm,algbw,busbw"
+)
 
 
 def format_endtoend_csv(res: Breakdown, file_name: str, run_name: str = "Analytical_test") -> str:
@@ -36,18 +39,42 @@ def format_endtoend_csv(res: Breakdown, file_name: str, run_name: str = "Analyti
         lines = []
     us = lambda ns: cfmt(ns / 1000.0, 0)
     for r in res.rows:
-        lines.append(",".join([
-            r.name, run_name, us(r.fwd_compute), us(r.wg_compute), us(r.ig_compute),
-            us(r.fwd_exposed), us(r.wg_exposed), us(r.ig_exposed),
-            us(r.fwd_total), cfmt(r.fwd_bw[0], 2), cfmt(r.fwd_bw[1], 2),
-            us(r.wg_total), cfmt(r.wg_bw[0], 2), cfmt(r.wg_bw[1], 2),
-            us(r.ig_total), cfmt(r.ig_bw[0], 2), cfmt(r.ig_bw[1], 2),
-        ]))
+        lines.append(
+            ",".join(
+                [
+                    r.name,
+                    run_name,
+                    us(r.fwd_compute),
+                    us(r.wg_compute),
+                    us(r.ig_compute),
+                    us(r.fwd_exposed),
+                    us(r.wg_exposed),
+                    us(r.ig_exposed),
+                    us(r.fwd_total),
+                    cfmt(r.fwd_bw[0], 2),
+                    cfmt(r.fwd_bw[1], 2),
+                    us(r.wg_total),
+                    cfmt(r.wg_bw[0], 2),
+                    cfmt(r.wg_bw[1], 2),
+                    us(r.ig_total),
+                    cfmt(r.ig_bw[0], 2),
+                    cfmt(r.ig_bw[1], 2),
+                ]
+            )
+        )
     if res.truncated_at is None:
         total = res.total_us
         cells = [file_name.rsplit("/", 1)[-1]]
-        for v in (res.exposed_dp_us, res.exposed_dp_ep_us, res.exposed_tp_us, res.exposed_ep_us,
-                  res.exposed_pp_us, res.bubble_us, res.compute_us, res.exposed_comm_us):
+        for v in (
+            res.exposed_dp_us,
+            res.exposed_dp_ep_us,
+            res.exposed_tp_us,
+            res.exposed_ep_us,
+            res.exposed_pp_us,
+            res.bubble_us,
+            res.compute_us,
+            res.exposed_comm_us,
+        ):
             cells.append(f"{_summary_value(v)} ({cfmt(v / total * 100 if total else math.nan, 2)}%)")
         cells.append(_summary_value(total))
         lines = [SUMMARY_HEADER, ", ".join(cells)] + lines

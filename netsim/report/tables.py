@@ -62,6 +62,11 @@ def compression_table(acct: dict) -> Table:
         t.add_column(col, justify="left" if col == "class" else "right")
     for cls, v in acct.items():
         saved = v["bytes_saved"] / v["bytes"] if v["bytes"] else 0.0
-        t.add_row(cls, f"{v['bytes'] / 1e9:,.2f}", f"{v['wire_bytes'] / 1e9:,.2f}", f"{saved:.0%}",
-                  f"{v['codec_time_us'] / 1e3:,.2f}")
+        t.add_row(
+            cls,
+            f"{v['bytes'] / 1e9:,.2f}",
+            f"{v['wire_bytes'] / 1e9:,.2f}",
+            f"{saved:.0%}",
+            f"{v['codec_time_us'] / 1e3:,.2f}",
+        )
     return t

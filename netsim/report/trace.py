@@ -20,12 +20,21 @@ def trace_events(bd: Breakdown) -> dict:
         for thread, name, start, dur, cat in spans:
             if thread not in tids:
                 tids[thread] = len(tids)
-                events.append({"name": "thread_name", "ph": "M", "pid": pid, "tid": tids[thread],
-                               "args": {"name": thread}})
-            events.append({"name": name, "cat": cat, "ph": "X", "pid": pid, "tid": tids[thread],
-                           "ts": start / 1e3, "dur": dur / 1e3})
-    return {"traceEvents": events, "displayTimeUnit": "ms",
-            "otherData": {k: v for k, v in bd.summary().items()}}
+                events.append(
+                    {"name": "thread_name", "ph": "M", "pid": pid, "tid": tids[thread], "args": {"name": thread}}
+                )
+            events.append(
+                {
+                    "name": name,
+                    "cat": cat,
+                    "ph": "X",
+                    "pid": pid,
+                    "tid": tids[thread],
+                    "ts": start / 1e3,
+                    "dur": dur / 1e3,
+                }
+            )
+    return {"traceEvents": events, "displayTimeUnit": "ms", "otherData": {k: v for k, v in bd.summary().items()}}
 
 
 def write_trace(bd: Breakdown, path: str | Path) -> None:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
-from typing import Callable, Iterable
 
 import pandas as pd
 
@@ -20,8 +20,16 @@ from netsim.errors import InputError
 from netsim.sweep.grid import Point
 
 FIXED = ("index", "run_id", "status", "error")
-METRICS = SUMMARY_FIELDS + ("tp", "pp", "dp", "microbatches", "gpus", "nic_bandwidth_gbps", "topology_name",
-                            "leaf_oversubscription")
+METRICS = SUMMARY_FIELDS + (
+    "tp",
+    "pp",
+    "dp",
+    "microbatches",
+    "gpus",
+    "nic_bandwidth_gbps",
+    "topology_name",
+    "leaf_oversubscription",
+)
 
 
 def run_point(index: int, params: dict) -> dict:
@@ -62,8 +70,7 @@ def read_done(path: Path, cols: list[str]) -> dict[str, dict]:
         if header is None:
             return {}
         if header != cols:
-            raise InputError("results.csv was written by a different sweep (its columns differ)",
-                             where=str(path))
+            raise InputError("results.csv was written by a different sweep (its columns differ)", where=str(path))
         for rec in reader:
             if len(rec) != len(cols):
                 continue
@@ -72,15 +79,22 @@ def read_done(path: Path, cols: list[str]) -> dict[str, dict]:
     return done
 
 
-def execute(points: list[Point], out: Path, workers: int = 1, dask: str | None = None, resume: bool = False,
-            progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+def execute(
+    points: list[Point],
+    out: Path,
+    workers: int = 1,
+    dask: str | None = None,
+    resume: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> pd.DataFrame:
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / "results.csv"
     param_keys = sorted({k for p in points for k in p.params})
     cols = columns(param_keys)
     if csv_path.exists() and not resume:
-        raise InputError("results already exist; use --resume to finish them or choose another --out",
-                         where=str(csv_path))
+        raise InputError(
+            "results already exist; use --resume to finish them or choose another --out", where=str(csv_path)
+        )
     done = read_done(csv_path, cols) if resume else {}
     if resume and done:
         _rewrite(csv_path, cols, list(done.values()))  # drop any torn line before appending
@@ -128,13 +142,15 @@ def _results(todo: list[Point], workers: int, dask: str | None):
 
 def _dask_results(todo: list[Point], workers: int, address: str):
     try:
-        from distributed import Client, LocalCluster, as_completed as dask_completed
+        from distributed import Client, LocalCluster
+        from distributed import as_completed as dask_completed
     except ImportError:
         raise InputError("--dask needs dask.distributed: pip install -e '.[dask]'", field="--dask") from None
     cluster = None
     if address == "local":
-        cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
-                               dashboard_address=None, host="127.0.0.1")
+        cluster = LocalCluster(
+            n_workers=max(1, workers), threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
+        )
         client = Client(cluster)
     else:
         try:
@@ -177,8 +193,15 @@ def eta_printer():
     """A rich progress bar with ETA on stderr."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    prog = Progress(TextColumn("sweep"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), transient=False)
+    prog = Progress(
+        TextColumn("sweep"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        transient=False,
+    )
     state = {}
 
     def update(done: int, total: int):

@@ -65,8 +65,9 @@ def analytical_case(case: dict, base: Path, where: str) -> list[Comparison]:
         cl = case.get("cluster", {})
         for run in case["runs"]:
             flags_text = run.get("simai_flags", "")
+
             # The manifest's cluster fields, else the SimAI command line they came from.
-            def pick(key, flag, default=None, cast=float, src=cl):
+            def pick(key, flag, default=None, cast=float, src=cl, flags_text=flags_text):
                 if key in src:
                     return cast(src[key])
                 v = _flag(flags_text, flag)
@@ -75,14 +76,18 @@ def analytical_case(case: dict, base: Path, where: str) -> list[Comparison]:
                 return cast(v) if v is not None else default
 
             flags = simai_analytical.ClusterFlags(
-                gpus=pick("gpus", "-g", cast=int), gpus_per_server=pick("gpus_per_server", "-g_p_s", cast=int),
+                gpus=pick("gpus", "-g", cast=int),
+                gpus_per_server=pick("gpus_per_server", "-g_p_s", cast=int),
                 nics_per_server=pick("nics_per_server", "-n_p_s", cast=int),
                 nvlink_busbw=pick("nvlink_busbw", "-nv", -1.0),
                 nic_busbw=pick("nic_busbw", "-nic", -1.0, src=run),
                 gpu_type=pick("gpu_type", "-g_type", "H100", cast=str),
                 nic_type=_flag(flags_text, "-nic_t") or "cx7",
-                dp_overlap=float(_flag(flags_text, "-dp_o") or 0), tp_overlap=float(_flag(flags_text, "-tp_o") or 0),
-                ep_overlap=float(_flag(flags_text, "-ep_o") or 0), pp_overlap=float(_flag(flags_text, "-pp_o") or 1))
+                dp_overlap=float(_flag(flags_text, "-dp_o") or 0),
+                tp_overlap=float(_flag(flags_text, "-tp_o") or 0),
+                ep_overlap=float(_flag(flags_text, "-ep_o") or 0),
+                pp_overlap=float(_flag(flags_text, "-pp_o") or 1),
+            )
             res = simai_analytical.simulate(w, flags)
             summary = res.summary()
             gbps = run.get("nominal_gbps")
@@ -117,8 +122,16 @@ def ns3_case(case: dict, base: Path, where: str) -> list[Comparison]:
             for field, expected in run.get("expected", {}).items():
                 got = summary.get(field)
                 if got is not None:
-                    out.append(Comparison(case["name"], run.get("nominal_gbps"), field, float(expected), got,
-                                          rel_err(got, float(expected))))
+                    out.append(
+                        Comparison(
+                            case["name"],
+                            run.get("nominal_gbps"),
+                            field,
+                            float(expected),
+                            got,
+                            rel_err(got, float(expected)),
+                        )
+                    )
         return out
     except KeyError as e:
         raise InputError(f"missing key {e.args[0]!r} in case {case.get('name', '?')!r}", where=where) from None
@@ -135,8 +148,11 @@ def validate(path: str | Path) -> list[Comparison]:
         elif ref == "SimAI-ns3":
             rows += ns3_case(case, base, str(path))
         else:
-            raise InputError(f"unknown reference {ref!r}; expected 'SimAI-Analytical' or 'SimAI-ns3'",
-                             where=str(path), field="reference")
+            raise InputError(
+                f"unknown reference {ref!r}; expected 'SimAI-Analytical' or 'SimAI-ns3'",
+                where=str(path),
+                field="reference",
+            )
     return rows
 
 
@@ -149,14 +165,14 @@ def passed(rows: list[Comparison], tolerance: float) -> bool:
 
 REASONS = {
     ("exposed_dp_us", +1): "ECMP hash collisions and oversubscription slow the DP rings (SimAI-Analytical assumes "
-                           "every ring edge runs at the NIC's bus bandwidth)",
+    "every ring edge runs at the NIC's bus bandwidth)",
     ("exposed_dp_us", -1): "DP collectives overlap with the backward pass still running",
     ("exposed_tp_us", +1): "per-step start overhead and latency (2(n-1) x alpha per ring), and contention with "
-                           "other traffic on shared NICs",
+    "other traffic on shared NICs",
     ("exposed_tp_us", -1): "SimAI-Analytical's size-efficiency ratios and small-message table overprice TP "
-                           "collectives that the network delivers at line rate",
+    "collectives that the network delivers at line rate",
     ("bubble_us", +1): "SimAI-Analytical divides the bubble by VPP (layers per stage); netsim uses (p-1)/m of a "
-                       "stage's busy time",
+    "stage's busy time",
     ("bubble_us", -1): "SimAI-Analytical's bubble includes the gradient/optimizer rows",
 }
 
@@ -172,15 +188,25 @@ def case_topology(cl: dict, nic_busbw: float):
 
     gpus, gps, nps = int(cl["gpus"]), int(cl["gpus_per_server"]), int(cl["nics_per_server"])
     nic = f"{nic_busbw * 2**30} B/s"
-    data = {"name": "case", "gpu": cl.get("gpu_type", "H100"), "servers": gpus // gps, "gpus_per_server": gps,
-            "nic": {"count": nps, "bandwidth": nic}}
+    data = {
+        "name": "case",
+        "gpu": cl.get("gpu_type", "H100"),
+        "servers": gpus // gps,
+        "gpus_per_server": gps,
+        "nic": {"count": nps, "bandwidth": nic},
+    }
     if gps > 1:
         data["nvlink"] = {"bandwidth": f"{float(cl.get('nvlink_busbw', 360)) * 2**30} B/s", "latency": "25 ns"}
         data["fabric"] = {"kind": "rail_optimized", "servers_per_leaf": 32, "spines": 32}
     else:
         leaves = math.ceil(gpus / 32)
-        data["fabric"] = {"kind": "leaf_spine", "leaves": leaves, "hosts_per_leaf": 32, "spines": 16,
-                          "uplink_bandwidth": "400 Gbps"}
+        data["fabric"] = {
+            "kind": "leaf_spine",
+            "leaves": leaves,
+            "hosts_per_leaf": 32,
+            "spines": 16,
+            "uplink_bandwidth": "400 Gbps",
+        }
     return build_topology(TopologyConfig.model_validate(data), where="case")
 
 
@@ -209,8 +235,18 @@ def compare_flow(path: str | Path, threshold: float = 0.05) -> list[dict]:
                     # Name the category that moved the total most.
                     main = max(parts, key=lambda f: abs(got[f] - exp[f]))
                     share = (got[main] - exp[main]) / (got["total_us"] - exp["total_us"])
-                    reason = f"{share:.0%} of it is {main}: " + REASONS.get((main, 1 if got[main] > exp[main] else -1), "")
-                out.append({"case": case["name"], "nominal_gbps": run.get("nominal_gbps"), "field": field,
-                            "simai_analytical_us": exp[field], "flow_us": got[field], "rel_diff": diff,
-                            "reason": reason})
+                    reason = f"{share:.0%} of it is {main}: " + REASONS.get(
+                        (main, 1 if got[main] > exp[main] else -1), ""
+                    )
+                out.append(
+                    {
+                        "case": case["name"],
+                        "nominal_gbps": run.get("nominal_gbps"),
+                        "field": field,
+                        "simai_analytical_us": exp[field],
+                        "flow_us": got[field],
+                        "rel_diff": diff,
+                        "reason": reason,
+                    }
+                )
     return out

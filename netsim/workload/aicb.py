@@ -142,12 +142,30 @@ def read_aiob_timing(path: str | Path, recompute: bool = False) -> AiobTiming:
 
 
 def _row(name, fc, fo, fb, ic, io, ib, wc, wo, wb, **meta) -> Row:
-    return Row(name=name, fwd_compute=fc, fwd_comm=fo, fwd_bytes=fb, ig_compute=ic, ig_comm=io,
-               ig_bytes=ib, wg_compute=wc, wg_comm=wo, wg_bytes=wb, **meta)
+    return Row(
+        name=name,
+        fwd_compute=fc,
+        fwd_comm=fo,
+        fwd_bytes=fb,
+        ig_compute=ic,
+        ig_comm=io,
+        ig_bytes=ib,
+        wg_compute=wc,
+        wg_comm=wo,
+        wg_bytes=wb,
+        **meta,
+    )
 
 
-def generate_aicb(model: ModelConfig, par: Parallelism, timing: AiobTiming, *, add_bias: bool = False,
-                  recompute: bool = False, include_tail: bool = False) -> Workload:
+def generate_aicb(
+    model: ModelConfig,
+    par: Parallelism,
+    timing: AiobTiming,
+    *,
+    add_bias: bool = False,
+    recompute: bool = False,
+    include_tail: bool = False,
+) -> Workload:
     """Section 8: the rows AICB writes for these arguments (AIOB path, dense Megatron)."""
     t, b, s, h = par.tp, par.mbs, par.seq, model.hidden
     W = par.world
@@ -165,8 +183,20 @@ def generate_aicb(model: ModelConfig, par: Parallelism, timing: AiobTiming, *, a
     ]
     if not par.sp:
         rows.append(_row("layernorm", 1, "NONE", 0, 1, "ALLREDUCE", 2 * P, 1, "NONE", 0, ig_class=GRADIENT))
-    rows.append(_row("embedding_grads", 1, "NONE", 0, 1, *(("ALLREDUCE", T) if tpc else ("NONE", 0)),
-                     1, "NONE", 0, ig_class=GRADIENT))
+    rows.append(
+        _row(
+            "embedding_grads",
+            1,
+            "NONE",
+            0,
+            1,
+            *(("ALLREDUCE", T) if tpc else ("NONE", 0)),
+            1,
+            "NONE",
+            0,
+            ig_class=GRADIENT,
+        )
+    )
     if par.ep != dp:
         rows.append(_row("moe_grad_norm1", 1, "NONE", 0, 1, "NONE", 0, 1, "ALLGATHER_DP_EP", 0))
         rows.append(_row("moe_grad_norm2", 1, "NONE", 0, 1, "NONE", 0, 1, "REDUCESCATTER_DP_EP", 0))
@@ -180,17 +210,16 @@ def generate_aicb(model: ModelConfig, par: Parallelism, timing: AiobTiming, *, a
                     rows.append(_row(name, X, *tp_comm("ALLREDUCE", T), X, "NONE", 0, X, "NONE", 0))
                     carry = X
         else:
-            seq = [("attention_column", ATT), ("attention_row", ATT), ("mlp_column", MLP),
-                   ("mlp_row", MLP)] * Ls + [("final_column", ATT)]
+            seq = [("attention_column", ATT), ("attention_row", ATT), ("mlp_column", MLP), ("mlp_row", MLP)] * Ls + [
+                ("final_column", ATT)
+            ]
             for name, X in seq:
                 y = X // 2
                 yf = (2 * ATT) // 2 if (recompute and name.startswith("attention")) else y
                 if name.endswith("_column"):
-                    rows.append(_row(name, yf, *tp_comm("ALLGATHER", T), y, *tp_comm("REDUCESCATTER", 0),
-                                     y, "NONE", 0))
+                    rows.append(_row(name, yf, *tp_comm("ALLGATHER", T), y, *tp_comm("REDUCESCATTER", 0), y, "NONE", 0))
                 else:
-                    rows.append(_row(name, yf, *tp_comm("REDUCESCATTER", T), y, *tp_comm("ALLGATHER", T),
-                                     y, "NONE", 0))
+                    rows.append(_row(name, yf, *tp_comm("REDUCESCATTER", T), y, *tp_comm("ALLGATHER", T), y, "NONE", 0))
                 carry = y
     if include_tail:
         for i in range(1, 4):
@@ -203,5 +232,15 @@ def generate_aicb(model: ModelConfig, par: Parallelism, timing: AiobTiming, *, a
         ppc = str((2 * b * s * h) / t)
     else:
         ppc = str(2 * b * s * h)
-    return Workload(tp=t, ep=par.ep, pp=par.pp, vpp=Ls, ga=ga, all_gpus=W, pp_comm=ppc, rows=rows,
-                    source="aicb", meta={"generator": "aicb", "model": model.name, "params_per_shard": P})
+    return Workload(
+        tp=t,
+        ep=par.ep,
+        pp=par.pp,
+        vpp=Ls,
+        ga=ga,
+        all_gpus=W,
+        pp_comm=ppc,
+        rows=rows,
+        source="aicb",
+        meta={"generator": "aicb", "model": model.name, "params_per_shard": P},
+    )

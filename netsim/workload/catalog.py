@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from netsim.config.loader import load_model
@@ -11,7 +11,7 @@ from netsim.errors import InputError
 from netsim.resources import WORKLOADS
 
 
-@lru_cache(maxsize=None)
+@cache
 def presets() -> dict[str, ModelConfig]:
     out = {}
     for f in sorted(WORKLOADS.glob("*.yaml")):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 from netsim.config.loader import read_yaml
 from netsim.errors import InputError
@@ -27,15 +27,20 @@ class GpuCompute:
         return nbytes / (self.hbm_bandwidth * self.memory_efficiency)
 
 
-@lru_cache(maxsize=None)
+@cache
 def gpu_compute(name: str) -> GpuCompute:
     path = CALIBRATION / "compute.yaml"
     data = read_yaml(path)["gpus"]
     if name not in data:
-        raise InputError(f"no compute calibration for GPU {name!r}; expected one of {', '.join(data)}",
-                         where=str(path), field="gpus")
+        raise InputError(
+            f"no compute calibration for GPU {name!r}; expected one of {', '.join(data)}", where=str(path), field="gpus"
+        )
     d = data[name]
-    return GpuCompute(name=name, peak_flops=float(d["peak_bf16_tflops"]) * 1e12,
-                      hbm_bandwidth=parse_bandwidth(d["hbm_bandwidth"]),
-                      matmul_efficiency=float(d["matmul_efficiency"]),
-                      memory_efficiency=float(d["memory_efficiency"]), source=d.get("source", ""))
+    return GpuCompute(
+        name=name,
+        peak_flops=float(d["peak_bf16_tflops"]) * 1e12,
+        hbm_bandwidth=parse_bandwidth(d["hbm_bandwidth"]),
+        matmul_efficiency=float(d["matmul_efficiency"]),
+        memory_efficiency=float(d["memory_efficiency"]),
+        source=d.get("source", ""),
+    )

@@ -22,8 +22,7 @@ from netsim.config.model import ModelConfig
 from netsim.workload.aicb import padded_vocab
 from netsim.workload.compute import GpuCompute
 from netsim.workload.parallel import Parallelism
-from netsim.workload.rows import (ACTIVATION, ACTIVATION_GRAD, DEFAULT_CLASS, GRADIENT, PARAMETER, Row,
-                                  Workload)
+from netsim.workload.rows import ACTIVATION, ACTIVATION_GRAD, DEFAULT_CLASS, GRADIENT, PARAMETER, Row, Workload
 
 ADAM_BYTES_PER_PARAM = 30  # read fp32 param, grad, m, v; write param, m, v; write the bf16 copy
 
@@ -153,36 +152,105 @@ def _build_stage(model: ModelConfig, par: Parallelism, gpu: GpuCompute, shape: S
         out: list[tuple[Row, int]] = []
         if shape.first:
             emb_params = v * h // t + (s * h if model.position_embeddings else 0)
-            out.append((Row("embedding", _ns(gpu.memory_s(act_bytes * 2)), *fwd_out, 1, "NONE", 0,
-                            _ns(gpu.memory_s(act_bytes * 2)), "NONE", 0), emb_params))
+            out.append(
+                (
+                    Row(
+                        "embedding",
+                        _ns(gpu.memory_s(act_bytes * 2)),
+                        *fwd_out,
+                        1,
+                        "NONE",
+                        0,
+                        _ns(gpu.memory_s(act_bytes * 2)),
+                        "NONE",
+                        0,
+                    ),
+                    emb_params,
+                )
+            )
         lp = layer_params(model, t)
         la = h * (q + 2 * kvd) // t + q * h // t
         for _ in range(shape.layers):
             if par.sp:
                 # Column-parallel input all-gather and row-parallel output reduce-scatter.
-                out.append((Row("attention_column", _ns(norm + qkv + core), *fwd_in,
-                                _ns(qkv + 2.5 * core + norm), *bwd_in, _ns(qkv), "NONE", 0), la - q * h // t))
-                out.append((Row("attention_row", _ns(proj), *fwd_out, _ns(proj), *bwd_out, _ns(proj), "NONE", 0),
-                            q * h // t))
-                out.append((Row("mlp_column", _ns(norm + up + act), *fwd_in, _ns(up + act + norm), *bwd_in,
-                                _ns(up), "NONE", 0), lp - la - f * h // t))
-                out.append((Row("mlp_row", _ns(down), *fwd_out, _ns(down), *bwd_out, _ns(down), "NONE", 0),
-                            f * h // t))
+                out.append(
+                    (
+                        Row(
+                            "attention_column",
+                            _ns(norm + qkv + core),
+                            *fwd_in,
+                            _ns(qkv + 2.5 * core + norm),
+                            *bwd_in,
+                            _ns(qkv),
+                            "NONE",
+                            0,
+                        ),
+                        la - q * h // t,
+                    )
+                )
+                out.append(
+                    (Row("attention_row", _ns(proj), *fwd_out, _ns(proj), *bwd_out, _ns(proj), "NONE", 0), q * h // t)
+                )
+                out.append(
+                    (
+                        Row(
+                            "mlp_column",
+                            _ns(norm + up + act),
+                            *fwd_in,
+                            _ns(up + act + norm),
+                            *bwd_in,
+                            _ns(up),
+                            "NONE",
+                            0,
+                        ),
+                        lp - la - f * h // t,
+                    )
+                )
+                out.append((Row("mlp_row", _ns(down), *fwd_out, _ns(down), *bwd_out, _ns(down), "NONE", 0), f * h // t))
             else:
-                out.append((Row("attention", _ns(attn_f), *fwd_out, _ns(attn_ig), *bwd_in, _ns(attn_wg),
-                                "NONE", 0), la))
-                out.append((Row("mlp", _ns(mlp_f), *fwd_out, _ns(mlp_ig), *bwd_in, _ns(mlp_wg), "NONE", 0),
-                            lp - la))
+                out.append(
+                    (Row("attention", _ns(attn_f), *fwd_out, _ns(attn_ig), *bwd_in, _ns(attn_wg), "NONE", 0), la)
+                )
+                out.append((Row("mlp", _ns(mlp_f), *fwd_out, _ns(mlp_ig), *bwd_in, _ns(mlp_wg), "NONE", 0), lp - la))
         if shape.last:
             logits = gpu.matmul_s(2 * b * s * h * v / t)
             ce = gpu.memory_s(b * s * v / t * 4 * 2)
             out_params = 0 if (model.tied_embeddings and par.pp == 1) else v * h // t
-            out.append((Row("output_layer", _ns(norm + logits + ce), *fwd_in, _ns(logits + ce + norm), *bwd_in,
-                            _ns(logits), "NONE", 0), out_params))
+            out.append(
+                (
+                    Row(
+                        "output_layer",
+                        _ns(norm + logits + ce),
+                        *fwd_in,
+                        _ns(logits + ce + norm),
+                        *bwd_in,
+                        _ns(logits),
+                        "NONE",
+                        0,
+                    ),
+                    out_params,
+                )
+            )
             if tpc:  # vocab-parallel cross entropy: max, sum of exponentials, target logit (fp32)
                 for i in range(1, 4):
-                    out.append((Row(f"cross_entropy{i}", 1, "ALLREDUCE", 4 * b * s, 1, "NONE", 0, 1, "NONE", 0,
-                                    fwd_class=DEFAULT_CLASS), 0))
+                    out.append(
+                        (
+                            Row(
+                                f"cross_entropy{i}",
+                                1,
+                                "ALLREDUCE",
+                                4 * b * s,
+                                1,
+                                "NONE",
+                                0,
+                                1,
+                                "NONE",
+                                0,
+                                fwd_class=DEFAULT_CLASS,
+                            ),
+                            0,
+                        )
+                    )
         return out
 
     body = micro_batch()
@@ -210,32 +278,57 @@ def _build_stage(model: ModelConfig, par: Parallelism, gpu: GpuCompute, shape: S
     shard = total_params / par.dp if par.distributed_optimizer else total_params
     rows: list[Row] = []
     if par.dp > 1 and par.distributed_optimizer:
-        rows.append(Row("param_allgather", 1, "NONE", 0, 1, "NONE", 0, 1, "ALLGATHER", 2 * total_params,
-                        wg_class=PARAMETER))
+        rows.append(
+            Row("param_allgather", 1, "NONE", 0, 1, "NONE", 0, 1, "ALLGATHER", 2 * total_params, wg_class=PARAMETER)
+        )
     optimizer_ns = _ns(gpu.memory_s(shard * ADAM_BYTES_PER_PARAM))
     rows.append(Row("optimizer_step", 1, "NONE", 0, optimizer_ns, "NONE", 0, 1, "NONE", 0, barrier=True))
     rows.extend(first_mb)
     for _ in range(m - 1):
         rows.extend(r for r, _p in body)
     pp_comm = str(2 * b * s * h // t) if par.pp > 1 else "0"
-    return Workload(tp=t, ep=par.ep, pp=par.pp, vpp=shape.layers, ga=m, all_gpus=par.world, pp_comm=pp_comm,
-                    rows=rows, source="megatron",
-                    meta={"generator": "netsim-megatron", "model": model.name, "params_per_rank": total_params,
-                          "stage_layers": shape.layers, "first_stage": shape.first, "last_stage": shape.last,
-                          # The same stage as a per-micro-batch program, for the flow backend.
-                          "program": StageProgram(body=body_rows, buckets=buckets, grad_op=grad_op,
-                                                  optimizer_ns=optimizer_ns,
-                                                  param_allgather_bytes=2 * total_params
-                                                  if (par.dp > 1 and par.distributed_optimizer) else 0,
-                                                  pp_bytes=2 * b * s * h // t if par.pp > 1 else 0)})
+    return Workload(
+        tp=t,
+        ep=par.ep,
+        pp=par.pp,
+        vpp=shape.layers,
+        ga=m,
+        all_gpus=par.world,
+        pp_comm=pp_comm,
+        rows=rows,
+        source="megatron",
+        meta={
+            "generator": "netsim-megatron",
+            "model": model.name,
+            "params_per_rank": total_params,
+            "stage_layers": shape.layers,
+            "first_stage": shape.first,
+            "last_stage": shape.last,
+            # The same stage as a per-micro-batch program, for the flow backend.
+            "program": StageProgram(
+                body=body_rows,
+                buckets=buckets,
+                grad_op=grad_op,
+                optimizer_ns=optimizer_ns,
+                param_allgather_bytes=2 * total_params if (par.dp > 1 and par.distributed_optimizer) else 0,
+                pp_bytes=2 * b * s * h // t if par.pp > 1 else 0,
+            ),
+        },
+    )
 
 
 def _with_wg(row: Row, op: str, nbytes: int) -> Row:
     from dataclasses import replace
 
-    return replace(row, wg_comm=op, wg_bytes=row.wg_bytes + nbytes if row.wg_comm == op else nbytes,
-                   wg_class=GRADIENT)
+    return replace(row, wg_comm=op, wg_bytes=row.wg_bytes + nbytes if row.wg_comm == op else nbytes, wg_class=GRADIENT)
 
 
-__all__ = ["build_megatron", "StagedWorkload", "stage_layers", "layer_params", "stage_params",
-           "ACTIVATION", "ACTIVATION_GRAD"]
+__all__ = [
+    "build_megatron",
+    "StagedWorkload",
+    "stage_layers",
+    "layer_params",
+    "stage_params",
+    "ACTIVATION",
+    "ACTIVATION_GRAD",
+]

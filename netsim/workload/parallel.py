@@ -34,8 +34,9 @@ class Parallelism:
         return {**asdict(self), "microbatches": self.microbatches}
 
 
-def resolve_parallelism(model: ModelConfig, gpus: int, overrides: dict | None = None,
-                        where: str = "parallelism") -> Parallelism:
+def resolve_parallelism(
+    model: ModelConfig, gpus: int, overrides: dict | None = None, where: str = "parallelism"
+) -> Parallelism:
     """Preset defaults, then explicit overrides; TP x PP x DP must equal the GPU count."""
     base = model.parallelism.model_dump()
     explicit_dp = base.get("dp") is not None
@@ -49,8 +50,9 @@ def resolve_parallelism(model: ModelConfig, gpus: int, overrides: dict | None = 
     if explicit_dp:
         dp = cfg.dp
         if tp * pp * dp != gpus:
-            raise InputError(f"tp x pp x dp = {tp} x {pp} x {dp} = {tp * pp * dp}, expected the topology's "
-                             f"{gpus} GPUs", field=where)
+            raise InputError(
+                f"tp x pp x dp = {tp} x {pp} x {dp} = {tp * pp * dp}, expected the topology's {gpus} GPUs", field=where
+            )
     else:
         if gpus % (tp * pp):
             raise InputError(f"tp x pp = {tp * pp} does not divide the topology's {gpus} GPUs", field=where)
@@ -59,9 +61,18 @@ def resolve_parallelism(model: ModelConfig, gpus: int, overrides: dict | None = 
         raise InputError(f"gbs {cfg.gbs} is not a multiple of mbs x dp = {cfg.mbs} x {dp}", field=where)
     if model.heads % tp:
         raise InputError(f"tp={tp} does not divide the model's {model.heads} attention heads", field=where)
-    return Parallelism(tp=tp, pp=pp, dp=dp, ep=cfg.ep, gbs=cfg.gbs, mbs=cfg.mbs, seq=cfg.seq or model.seq,
-                       sp=cfg.sp and tp > 1, distributed_optimizer=cfg.distributed_optimizer,
-                       schedule=cfg.schedule)
+    return Parallelism(
+        tp=tp,
+        pp=pp,
+        dp=dp,
+        ep=cfg.ep,
+        gbs=cfg.gbs,
+        mbs=cfg.mbs,
+        seq=cfg.seq or model.seq,
+        sp=cfg.sp and tp > 1,
+        distributed_optimizer=cfg.distributed_optimizer,
+        schedule=cfg.schedule,
+    )
 
 
 def rank_of(tp_idx: int, dp_idx: int, pp_idx: int, tp: int, dp: int) -> int:

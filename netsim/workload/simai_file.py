@@ -14,9 +14,16 @@ from netsim.workload.rows import Row, Workload, leading_int
 
 POLICY = "HYBRID_TRANSFORMER_FWD_IN_BCKWD"
 _KEYS = {
-    "model_parallel_NPU_group:": "tp", "ep:": "ep", "pp:": "pp", "vpp:": "vpp", "ga:": "ga",
-    "all_gpus:": "all_gpus", "checkpoints:": "checkpoints",
-    "checkpoint_initiates:": "checkpoint_initiates", "pp_comm:": "pp_comm", "pp_comm": "pp_comm",
+    "model_parallel_NPU_group:": "tp",
+    "ep:": "ep",
+    "pp:": "pp",
+    "vpp:": "vpp",
+    "ga:": "ga",
+    "all_gpus:": "all_gpus",
+    "checkpoints:": "checkpoints",
+    "checkpoint_initiates:": "checkpoint_initiates",
+    "pp_comm:": "pp_comm",
+    "pp_comm": "pp_comm",
 }
 _COMM_PREFIXES = ("NONE", "ALLREDUCE", "ALLGATHER", "REDUCESCATTER", "ALLTOALL", "BROADCAST")
 
@@ -28,8 +35,17 @@ def parse_simai_workload(text: str, where: str = "<workload>") -> Workload:
     head = lines[0].split()
     if head[0] != POLICY:
         raise InputError(f"expected a header line starting with {POLICY}, got {head[0]!r}", where=f"{where}:1")
-    vals: dict[str, object] = {"tp": 1, "ep": 1, "pp": 1, "vpp": 1, "ga": 1, "all_gpus": 0,
-                               "checkpoints": 0, "checkpoint_initiates": 0, "pp_comm": "0"}
+    vals: dict[str, object] = {
+        "tp": 1,
+        "ep": 1,
+        "pp": 1,
+        "vpp": 1,
+        "ga": 1,
+        "all_gpus": 0,
+        "checkpoints": 0,
+        "checkpoint_initiates": 0,
+        "pp_comm": "0",
+    }
     for i, tok in enumerate(head[:-1]):
         key = _KEYS.get(tok)
         if key is None:
@@ -40,8 +56,9 @@ def parse_simai_workload(text: str, where: str = "<workload>") -> Workload:
             if key == "pp_comm":
                 leading_int(nxt)
         except ValueError:
-            raise InputError(f"expected an integer after {tok!r}, got {nxt!r}", where=f"{where}:1",
-                             field=tok.rstrip(":")) from None
+            raise InputError(
+                f"expected an integer after {tok!r}, got {nxt!r}", where=f"{where}:1", field=tok.rstrip(":")
+            ) from None
     for key in ("tp", "pp", "ga", "vpp"):
         if int(vals[key]) < 1:
             raise InputError(f"expected a positive {key}, got {vals[key]}", where=f"{where}:1", field=key)
@@ -60,35 +77,67 @@ def parse_simai_workload(text: str, where: str = "<workload>") -> Workload:
     if len(rows) != n:
         raise InputError(f"line 2 announces {n} rows, the file has {len(rows)}", where=f"{where}:2")
     return Workload(
-        tp=int(vals["tp"]), ep=int(vals["ep"]), pp=int(vals["pp"]), vpp=int(vals["vpp"]),
-        ga=int(vals["ga"]), all_gpus=int(vals["all_gpus"]), checkpoints=int(vals["checkpoints"]),
-        checkpoint_initiates=int(vals["checkpoint_initiates"]), pp_comm=str(vals["pp_comm"]),
-        rows=rows, trailing_newline=text.endswith("\n"), source=where,
+        tp=int(vals["tp"]),
+        ep=int(vals["ep"]),
+        pp=int(vals["pp"]),
+        vpp=int(vals["vpp"]),
+        ga=int(vals["ga"]),
+        all_gpus=int(vals["all_gpus"]),
+        checkpoints=int(vals["checkpoints"]),
+        checkpoint_initiates=int(vals["checkpoint_initiates"]),
+        pp_comm=str(vals["pp_comm"]),
+        rows=rows,
+        trailing_newline=text.endswith("\n"),
+        source=where,
     )
 
 
 def _parse_row(line: str, where: str) -> Row:
     tok = line.split()
     if len(tok) != 12:
-        raise InputError(f"expected 12 fields (name dep fwd_ns fwd_type fwd_bytes ig_ns ig_type ig_bytes "
-                         f"wg_ns wg_type wg_bytes update_ns), got {len(tok)}", where=where)
+        raise InputError(
+            f"expected 12 fields (name dep fwd_ns fwd_type fwd_bytes ig_ns ig_type ig_bytes "
+            f"wg_ns wg_type wg_bytes update_ns), got {len(tok)}",
+            where=where,
+        )
     ints = {}
-    for idx, label in ((1, "dependency"), (2, "fwd compute"), (4, "fwd bytes"), (5, "ig compute"),
-                       (7, "ig bytes"), (8, "wg compute"), (10, "wg bytes"), (11, "update time")):
+    for idx, label in (
+        (1, "dependency"),
+        (2, "fwd compute"),
+        (4, "fwd bytes"),
+        (5, "ig compute"),
+        (7, "ig bytes"),
+        (8, "wg compute"),
+        (10, "wg bytes"),
+        (11, "update time"),
+    ):
         try:
             ints[idx] = int(tok[idx])
         except ValueError:
-            raise InputError(f"expected an integer {label} in field {idx + 1}, got {tok[idx]!r}",
-                             where=where) from None
+            raise InputError(f"expected an integer {label} in field {idx + 1}, got {tok[idx]!r}", where=where) from None
         if idx not in (1,) and ints[idx] < 0:
             raise InputError(f"expected a non-negative {label} in field {idx + 1}, got {tok[idx]}", where=where)
     for idx in (3, 6, 9):
         if not tok[idx].startswith(_COMM_PREFIXES):
-            raise InputError(f"expected a collective type (NONE, ALLREDUCE, ALLGATHER, REDUCESCATTER, "
-                             f"ALLTOALL...) in field {idx + 1}, got {tok[idx]!r}", where=where)
-    return Row(name=tok[0], dependency=ints[1], fwd_compute=ints[2], fwd_comm=tok[3], fwd_bytes=ints[4],
-               ig_compute=ints[5], ig_comm=tok[6], ig_bytes=ints[7], wg_compute=ints[8],
-               wg_comm=tok[9], wg_bytes=ints[10], update=ints[11])
+            raise InputError(
+                f"expected a collective type (NONE, ALLREDUCE, ALLGATHER, REDUCESCATTER, "
+                f"ALLTOALL...) in field {idx + 1}, got {tok[idx]!r}",
+                where=where,
+            )
+    return Row(
+        name=tok[0],
+        dependency=ints[1],
+        fwd_compute=ints[2],
+        fwd_comm=tok[3],
+        fwd_bytes=ints[4],
+        ig_compute=ints[5],
+        ig_comm=tok[6],
+        ig_bytes=ints[7],
+        wg_compute=ints[8],
+        wg_comm=tok[9],
+        wg_bytes=ints[10],
+        update=ints[11],
+    )
 
 
 def read_simai_workload(path: str | Path) -> Workload:
@@ -101,14 +150,32 @@ def read_simai_workload(path: str | Path) -> Workload:
 
 
 def format_simai_workload(w: Workload) -> str:
-    head = (f"{POLICY} model_parallel_NPU_group: {w.tp} ep: {w.ep} pp: {w.pp} vpp: {w.vpp} ga: {w.ga} "
-            f"all_gpus: {w.all_gpus} checkpoints: {w.checkpoints} "
-            f"checkpoint_initiates: {w.checkpoint_initiates} pp_comm: {w.pp_comm}")
+    head = (
+        f"{POLICY} model_parallel_NPU_group: {w.tp} ep: {w.ep} pp: {w.pp} vpp: {w.vpp} ga: {w.ga} "
+        f"all_gpus: {w.all_gpus} checkpoints: {w.checkpoints} "
+        f"checkpoint_initiates: {w.checkpoint_initiates} pp_comm: {w.pp_comm}"
+    )
     out = [head, str(len(w.rows))]
     for r in w.rows:
-        out.append("\t".join(str(x) for x in (
-            r.name, r.dependency, r.fwd_compute, r.fwd_comm, r.fwd_bytes, r.ig_compute, r.ig_comm,
-            r.ig_bytes, r.wg_compute, r.wg_comm, r.wg_bytes, r.update)))
+        out.append(
+            "\t".join(
+                str(x)
+                for x in (
+                    r.name,
+                    r.dependency,
+                    r.fwd_compute,
+                    r.fwd_comm,
+                    r.fwd_bytes,
+                    r.ig_compute,
+                    r.ig_comm,
+                    r.ig_bytes,
+                    r.wg_compute,
+                    r.wg_comm,
+                    r.wg_bytes,
+                    r.update,
+                )
+            )
+        )
     text = "\n".join(out)
     return text + "\n" if w.trailing_newline else text
 
