@@ -17,7 +17,7 @@ import yaml
 
 from netsim.codecs.analyzer import ALL_SITUATIONS
 from netsim.codecs.collect import collect
-from netsim.codecs.report import aggregate, ratio_profile, run
+from netsim.codecs.ratio_report import aggregate, ratio_profile, run
 from netsim.codecs.tensors import discover
 
 HERE = Path(__file__).resolve().parent

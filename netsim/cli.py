@@ -91,69 +91,15 @@ def _parallel_options(f):
     help="also write EndToEnd.csv, result.json, breakdown.png, timeline.png and utilisation.png here",
 )
 @click.option("--trace", type=click.Path(dir_okay=False), help="write a Chrome/Perfetto trace (JSON)")
-def run(
-    topology,
-    model,
-    workload,
-    backend,
-    network,
-    fidelity,
-    schedule,
-    mode,
-    bandwidth,
-    compression,
-    tp,
-    pp,
-    dp,
-    gbs,
-    mbs,
-    seq,
-    sp,
-    as_json,
-    out,
-    trace,
-):
+def run(topology, model, workload, as_json, out, trace, **opts):
     """Simulate one training iteration on TOPOLOGY and print its time breakdown."""
-    from netsim.report.simai_csv import format_endtoend_csv
-    from netsim.report.tables import breakdown_table, print_table
     from netsim.simulate import RunSpec
     from netsim.simulate import run as run_sim
 
-    spec = RunSpec(
-        topology=topology,
-        model=model,
-        workload=workload,
-        backend=backend,
-        mode=mode,
-        bandwidth=bandwidth,
-        tp=tp,
-        pp=pp,
-        dp=dp,
-        gbs=gbs,
-        mbs=mbs,
-        seq=seq,
-        sp=sp,
-        network=network,
-        fidelity=fidelity,
-        schedule=schedule,
-        compression=compression,
-    )
-    res = run_sim(spec)
+    res = run_sim(RunSpec(topology=topology, model=model, workload=workload, **opts))
     payload = res.to_dict()
     if out:
-        d = Path(out)
-        d.mkdir(parents=True, exist_ok=True)
-        (d / "EndToEnd.csv").write_text(format_endtoend_csv(res.breakdown, res.csv_name))
-        (d / "result.json").write_text(json.dumps(payload, indent=1) + "\n")
-        from netsim.report.plots import plot_breakdown, plot_timeline
-
-        plot_breakdown(payload, f"{model or workload} on {payload['config']['topology']['name']}", d / "breakdown.png")
-        if res.breakdown.timeline:
-            plot_timeline(res.breakdown, d / "timeline.png")
-        if payload.get("link_utilization"):
-            from netsim.report.plots import plot_utilisation
-
-            plot_utilisation(payload["link_utilization"], payload.get("busiest_links", []), d / "utilisation.png")
+        _write_run_outputs(res, payload, Path(out), model or workload)
     if trace:
         from netsim.report.trace import write_trace
 
@@ -161,27 +107,43 @@ def run(
     if as_json:
         click.echo(json.dumps(payload))
         return
+    _print_run(res, payload, model or workload, opts["mode"])
+    if out:
+        click.echo(f"wrote EndToEnd.csv, result.json and figures to {out}")
+    if trace:
+        click.echo(f"wrote trace {trace} (open in ui.perfetto.dev)")
+
+
+def _write_run_outputs(res, payload: dict, d: Path, what: str) -> None:
+    from netsim.report.plots import plot_breakdown, plot_timeline, plot_utilisation
+    from netsim.report.simai_csv import format_endtoend_csv
+
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "EndToEnd.csv").write_text(format_endtoend_csv(res.breakdown, res.csv_name))
+    (d / "result.json").write_text(json.dumps(payload, indent=1) + "\n")
+    plot_breakdown(payload, f"{what} on {payload['config']['topology']['name']}", d / "breakdown.png")
+    if res.breakdown.timeline:
+        plot_timeline(res.breakdown, d / "timeline.png")
+    if payload.get("link_utilization"):
+        plot_utilisation(payload["link_utilization"], payload.get("busiest_links", []), d / "utilisation.png")
+
+
+def _print_run(res, payload: dict, what: str, mode: str) -> None:
+    from netsim.report.tables import breakdown_table, compression_table, print_table, utilisation_table
+
     par = payload["config"].get("parallelism", {})
-    what = model or workload
+    topo = payload["config"]["topology"]
     title = (
-        f"{what} on {payload['config']['topology']['name']} ({payload['config']['topology']['gpus']} GPUs): "
+        f"{what} on {topo['name']} ({topo['gpus']} GPUs): "
         f"TP{par.get('tp')} PP{par.get('pp')} DP{par.get('dp')}, {par.get('microbatches')} micro-batches; "
         f"{payload['config']['backend']} backend, {mode} mode"
     )
     print_table(breakdown_table(res.breakdown, title))
     links = payload.get("link_utilization")
     if links:
-        from netsim.report.tables import utilisation_table
-
         print_table(utilisation_table(links, payload.get("busiest_links", [])))
     if payload.get("compression"):
-        from netsim.report.tables import compression_table
-
         print_table(compression_table(payload["compression"]))
-    if out:
-        click.echo(f"wrote EndToEnd.csv, result.json and figures to {out}")
-    if trace:
-        click.echo(f"wrote trace {trace} (open in ui.perfetto.dev)")
 
 
 @main.group()
@@ -302,7 +264,7 @@ def export_simai(model, gpus, topology, tp, pp, dp, gbs, mbs, seq, sp, fmt, aiob
     from netsim.workload.compute import gpu_compute
     from netsim.workload.megatron import build_megatron
     from netsim.workload.parallel import resolve_parallelism
-    from netsim.workload.simai_file import write_simai_workload
+    from netsim.workload.simai_file import from_program, write_simai_workload
 
     if (gpus is None) == (topology is None):
         raise InputError("give exactly one of --gpus N or --topology FILE", field="--gpus/--topology")
@@ -318,7 +280,7 @@ def export_simai(model, gpus, topology, tp, pp, dp, gbs, mbs, seq, sp, fmt, aiob
         w = generate_aicb(m, par, timing, include_tail=tail)
     else:
         sw = build_megatron(m, par, comp)
-        w = sw.stages[sw.representative()]
+        w = from_program(sw.unrolled[sw.representative()])
     write_simai_workload(w, output)
     click.echo(
         f"wrote {output}: {len(w.rows)} rows, TP{par.tp} PP{par.pp} DP{par.dp}, "
@@ -429,7 +391,7 @@ def bench_collective_cmd(topology, op, ranks, sizes, algo, fidelity, spray, band
     """Simulated nccl-tests: time, algbw and busbw of one collective per size on TOPOLOGY."""
     from rich.table import Table
 
-    from netsim.engine.flow import bench_collective
+    from netsim.collectives.bench import bench_collective
     from netsim.report.tables import print_table
     from netsim.simulate import RunSpec, load_run_topology
 
@@ -439,9 +401,9 @@ def bench_collective_cmd(topology, op, ranks, sizes, algo, fidelity, spray, band
         raise InputError("sendrecv takes exactly two ranks (src,dst)", field="--ranks")
     stage = None
     if compression:
-        from netsim.codecs.stage import load_stage
+        from netsim.network.compression import load_codec
 
-        stage = load_stage(compression)
+        stage = load_codec(compression)
     rows = [
         bench_collective(
             topo, op, rank_list, s, algo=algo, fidelity=fidelity, spray=spray, compression=stage, traffic=traffic
@@ -556,8 +518,8 @@ def analyze(
     """Compression ratios of tensors (NetZIP collector layout, .pt, .safetensors, .npy)."""
     from netsim.codecs.analyzer import ALL_SITUATIONS, ARTIFACT_SITUATIONS, NETSIM_SITUATIONS
     from netsim.codecs.codecs import NAMES
-    from netsim.codecs.report import aggregate, write_outputs
-    from netsim.codecs.report import run as run_analysis
+    from netsim.codecs.ratio_report import aggregate, write_outputs
+    from netsim.codecs.ratio_report import run as run_analysis
     from netsim.codecs.tensors import discover
     from netsim.sweep.runner import eta_printer
     from netsim.units import parse_size

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from netsim.config.loader import load_model, read_yaml
 from netsim.config.quantities import Bandwidth, Size, Time
+from netsim.errors import InputError
+from netsim.resources import CALIBRATION
 
 CLASSES = ("gradient", "activation", "activation_grad", "parameter", "optimizer_state", "default")
 GROUPS = ("dp", "tp", "pp", "ep")
@@ -75,3 +79,45 @@ class CompressionProfile(BaseModel):
             if c not in CLASSES:
                 raise ValueError(f"classes: unknown traffic class {c!r}; expected one of {', '.join(CLASSES)}")
         return self
+
+
+# ---- loading profiles by name or file ------------------------------------------------------------
+
+PROFILE_DIR = CALIBRATION / "compression"
+
+
+def list_profiles() -> list[str]:
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+
+
+def load_profile(name_or_file: str) -> CompressionProfile:
+    p = Path(name_or_file)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        if not p.exists():
+            raise InputError("file not found", where=str(p))
+        prof = load_model(CompressionProfile, p)
+        base = p.parent
+    else:
+        f = PROFILE_DIR / f"{name_or_file}.yaml"
+        if not f.exists():
+            raise InputError(
+                f"unknown compression profile {name_or_file!r}; expected one of "
+                f"{', '.join(list_profiles())} or a YAML file",
+                field="--compression",
+            )
+        prof = load_model(CompressionProfile, f)
+        base = f.parent
+    if isinstance(prof.ratios, str):
+        prof = prof.model_copy(update={"ratios": _analyzer_ratios(base / prof.ratios)})
+    return prof
+
+
+def _analyzer_ratios(path: Path) -> Ratios:
+    """A ratio profile written by `netsim analyze` ({traffic_class: ratio, ...} under `ratios`)."""
+    data = read_yaml(path)
+    if not isinstance(data, dict) or not isinstance(data.get("ratios"), dict):
+        raise InputError("expected a ratio profile with a 'ratios' mapping", where=str(path), field="ratios")
+    try:
+        return Ratios.model_validate(data["ratios"])
+    except Exception as e:
+        raise InputError(f"bad ratios ({e})", where=str(path), field="ratios") from None

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from netsim.simulate import RunSpec
+from netsim.config.run import RunSpec
 
 RUN_FIELDS = tuple(f.name for f in fields(RunSpec))
 

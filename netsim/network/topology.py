@@ -246,6 +246,41 @@ _RATE_SCALE = {"bps": 1, "Kbps": 1e3, "Mbps": 1e6, "Gbps": 1e9, "Tbps": 1e12}
 _DELAY_SCALE = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
 
 
+def _simai_link(b: _Builder, ln: str, err, total: int, G: int, nvs_ids: set, found: dict) -> None:
+    """One link line of a SimAI topology file; records NIC/NVLink rates and hop latencies in `found`."""
+    tok = ln.split()
+    if len(tok) < 4:
+        raise err("expected '<src> <dst> <rate e.g. 400Gbps> <delay e.g. 0.0005ms> <error_rate>'")
+    try:
+        a, c = int(tok[0]), int(tok[1])
+    except ValueError:
+        raise err("expected integer node ids") from None
+    mr, md = _RATE.match(tok[2]), _DELAY.match(tok[3])
+    if not mr:
+        raise err(f"expected a rate like 400Gbps, got {tok[2]!r}")
+    if not md:
+        raise err(f"expected a delay like 0.0005ms, got {tok[3]!r}")
+    if not (0 <= a < total and 0 <= c < total):
+        raise err(f"node id out of range 0..{total - 1}")
+    bw = float(mr.group(1)) * _RATE_SCALE[mr.group(2)] / 8
+    lat = float(md.group(1)) * _DELAY_SCALE[md.group(2)]
+    if bw <= 0:
+        raise err("expected a positive rate")
+    gpu_end = a < G or c < G
+    other = c if a < G else a
+    if gpu_end and other in nvs_ids:
+        kind = "nvlink"
+        found["nv_bw"], found["nv_lat"] = bw, lat
+    elif gpu_end:
+        kind = "nic"
+        found["nic_bw"] = bw
+        found["hop_lat"] = max(found["hop_lat"], lat)
+    else:
+        kind = "fabric"
+        found["hop_lat"] = max(found["hop_lat"], lat)
+    b.link(a, c, bw, lat, kind)
+
+
 def read_simai_topology(path: str | Path, name: str | None = None, alpha: float = 2e-6) -> Topology:
     """Parse SimAI's topology file format (ns3/common.h SetupNetwork; reference/simai.md section 3)."""
     p = Path(path)
@@ -288,41 +323,10 @@ def read_simai_topology(path: str | Path, name: str | None = None, alpha: float 
     links = [ln for ln in enumerate(lines[2:], start=3) if ln[1].strip()]
     if len(links) != n_links:
         raise err(1, f"header promises {n_links} links, file has {len(links)}")
-    nic_bw = nv_bw = None
-    nv_lat = hop_lat = 0.0
+    found = {"nic_bw": None, "nv_bw": None, "nv_lat": 0.0, "hop_lat": 0.0}
     for lineno, ln in links:
-        tok = ln.split()
-        if len(tok) < 4:
-            raise err(lineno, "expected '<src> <dst> <rate e.g. 400Gbps> <delay e.g. 0.0005ms> <error_rate>'")
-        try:
-            a, c = int(tok[0]), int(tok[1])
-        except ValueError:
-            raise err(lineno, "expected integer node ids") from None
-        mr, md = _RATE.match(tok[2]), _DELAY.match(tok[3])
-        if not mr:
-            raise err(lineno, f"expected a rate like 400Gbps, got {tok[2]!r}")
-        if not md:
-            raise err(lineno, f"expected a delay like 0.0005ms, got {tok[3]!r}")
-        if not (0 <= a < total and 0 <= c < total):
-            raise err(lineno, f"node id out of range 0..{total - 1}")
-        bw = float(mr.group(1)) * _RATE_SCALE[mr.group(2)] / 8
-        lat = float(md.group(1)) * _DELAY_SCALE[md.group(2)]
-        if bw <= 0:
-            raise err(lineno, "expected a positive rate")
-        gpu_end = a < G or c < G
-        other = c if a < G else a
-        if gpu_end and other in nvs_ids:
-            kind = "nvlink"
-            nv_bw = bw
-            nv_lat = lat
-        elif gpu_end:
-            kind = "nic"
-            nic_bw = bw
-            hop_lat = max(hop_lat, lat)
-        else:
-            kind = "fabric"
-            hop_lat = max(hop_lat, lat)
-        b.link(a, c, bw, lat, kind)
+        _simai_link(b, ln, lambda msg, n=lineno: err(n, msg), total, G, nvs_ids, found)
+    nic_bw, nv_bw, nv_lat, hop_lat = found["nic_bw"], found["nv_bw"], found["nv_lat"], found["hop_lat"]
     # Tier 0 = switches with GPUs attached (ASW), tier 1 = the rest (PSW).
     for s in sw_ids:
         b.tiers[s] = 0 if any(nb < G for nb in b.g.neighbors(s)) else 1

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from netsim.engine.result import Breakdown
+from netsim.system.result import Breakdown
 
 
 def cfmt(x: float, prec: int) -> str:

@@ -7,7 +7,7 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
-from netsim.engine.result import Breakdown
+from netsim.system.result import Breakdown
 
 CATEGORIES = (
     ("compute_us", "compute"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from netsim.engine.result import Breakdown
+from netsim.system.result import Breakdown
 
 
 def trace_events(bd: Breakdown) -> dict:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from netsim.engine.result import SUMMARY_FIELDS
 from netsim.errors import InputError
 from netsim.sweep.grid import Point
+from netsim.system.result import SUMMARY_FIELDS
 
 FIXED = ("index", "run_id", "status", "error")
 METRICS = SUMMARY_FIELDS + (

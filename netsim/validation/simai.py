@@ -12,10 +12,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from netsim.engine import simai_analytical
 from netsim.errors import InputError
 from netsim.report.simai_csv import format_endtoend_csv
-from netsim.workload.simai_file import read_simai_workload
+from netsim.system import simai_analytical
+from netsim.system.backends import Job, simulate
+from netsim.workload.simai_file import read_simai_workload, to_program
 
 SCHEMA = "netsim-reference/1"
 
@@ -88,7 +89,7 @@ def analytical_case(case: dict, base: Path, where: str) -> list[Comparison]:
                 ep_overlap=float(_flag(flags_text, "-ep_o") or 0),
                 pp_overlap=float(_flag(flags_text, "-pp_o") or 1),
             )
-            res = simai_analytical.simulate(w, flags)
+            res = simulate("simai-analytical", Job(topo=None, layers=to_program(w), simai_flags=flags))
             summary = res.summary()
             gbps = run.get("nominal_gbps")
             for field, expected in run.get("expected", {}).items():
@@ -107,7 +108,6 @@ def analytical_case(case: dict, base: Path, where: str) -> list[Comparison]:
 
 def ns3_case(case: dict, base: Path, where: str) -> list[Comparison]:
     """A SimAI-ns3 case: the flow backend on the case's SimAI topology with SimAI's decomposition."""
-    from netsim.engine.simai_replay import SimaiReplay
     from netsim.network.topology import read_simai_topology
 
     try:
@@ -115,7 +115,7 @@ def ns3_case(case: dict, base: Path, where: str) -> list[Comparison]:
         w = read_simai_workload(base / case["workload"])
         # AS_SEND_LAT is in µs; SimAI's default when unset is 6000 µs per flow (semantics section 0).
         send_lat = float(case.get("env", {}).get("AS_SEND_LAT", 6000)) * 1e-6 + 10e-9
-        res = SimaiReplay(w, topo, send_lat).run()
+        res = simulate("packet", Job(topo=topo, layers=to_program(w), send_lat=send_lat))
         summary = res.summary()
         out = []
         for run in case["runs"]:
@@ -212,8 +212,6 @@ def case_topology(cl: dict, nic_busbw: float):
 
 def compare_flow(path: str | Path, threshold: float = 0.05) -> list[dict]:
     """Each SimAI-Analytical run beside netsim's flow backend on the same workload file."""
-    from netsim.engine.flow import simulate_rows
-
     manifest = load_manifest(path)
     if manifest.get("reference") != "SimAI-Analytical":
         raise InputError("the flow comparison takes a SimAI-Analytical manifest", where=str(path), field="reference")
@@ -223,7 +221,7 @@ def compare_flow(path: str | Path, threshold: float = 0.05) -> list[dict]:
         w = read_simai_workload(base / case["workload"])
         for run in case["runs"]:
             topo = case_topology(case["cluster"], float(run["nic_busbw"]))
-            got = simulate_rows(w, topo).summary()
+            got = simulate("flow", Job(topo=topo, layers=to_program(w))).summary()
             exp = {f: float(run["expected"].get(f, 0.0)) for f in got}
             parts = ("exposed_dp_us", "exposed_tp_us", "bubble_us")
             for field in parts + ("compute_us", "total_us"):

@@ -16,7 +16,8 @@ from netsim.config.model import ModelConfig
 from netsim.errors import InputError
 from netsim.workload.compute import GpuCompute
 from netsim.workload.parallel import Parallelism
-from netsim.workload.rows import GRADIENT, PARAMETER, Row, Workload
+from netsim.workload.program import GRADIENT, PARAMETER
+from netsim.workload.rows import Row, Workload
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,37 @@ def _row(name, fc, fo, fb, ic, io, ib, wc, wo, wb, **meta) -> Row:
     )
 
 
+def _aicb_microbatches(par: Parallelism, timing: AiobTiming, Ls: int, ga: int, T: int, recompute: bool) -> list[Row]:
+    """Section 8: the embedding and layer rows of every micro-batch (AIOB compute per row)."""
+    ATT, MLP, EMB, GB = timing.att, timing.mlp, timing.emb, timing.gb
+    rows: list[Row] = []
+
+    def tp_comm(op, size):
+        return (op, size) if par.tp > 1 else ("NONE", 0)
+
+    carry = GB
+    for _ in range(ga):
+        rows.append(_row("embedding_layer", EMB, *tp_comm("ALLREDUCE", T), 1, "NONE", 0, carry, "NONE", 0))
+        if not par.sp:
+            for _layer in range(Ls):
+                for name, X in (("attention_layer", ATT), ("mlp_layer", MLP)):
+                    rows.append(_row(name, X, *tp_comm("ALLREDUCE", T), X, "NONE", 0, X, "NONE", 0))
+                    carry = X
+        else:
+            seq = [("attention_column", ATT), ("attention_row", ATT), ("mlp_column", MLP), ("mlp_row", MLP)] * Ls + [
+                ("final_column", ATT)
+            ]
+            for name, X in seq:
+                y = X // 2
+                yf = (2 * ATT) // 2 if (recompute and name.startswith("attention")) else y
+                if name.endswith("_column"):
+                    rows.append(_row(name, yf, *tp_comm("ALLGATHER", T), y, *tp_comm("REDUCESCATTER", 0), y, "NONE", 0))
+                else:
+                    rows.append(_row(name, yf, *tp_comm("REDUCESCATTER", T), y, *tp_comm("ALLGATHER", T), y, "NONE", 0))
+                carry = y
+    return rows
+
+
 def generate_aicb(
     model: ModelConfig,
     par: Parallelism,
@@ -175,7 +207,7 @@ def generate_aicb(
     P = aicb_param_count(model, par, add_bias)
     T = 2 * b * s * h
     tpc = t > 1
-    ATT, MLP, EMB, GF, GB = timing.att, timing.mlp, timing.emb, timing.gf, timing.gb
+    GF, GB = timing.gf, timing.gb
     rows = [
         _row("grad_gather", 1, "NONE", 0, 1, "NONE", 0, 1, "ALLGATHER", 2 * P, wg_class=PARAMETER),
         _row("grad_param_comm", 1, "NONE", 0, 1, "NONE", 0, 1, "REDUCESCATTER", 4 * P, wg_class=GRADIENT),
@@ -200,27 +232,7 @@ def generate_aicb(
     if par.ep != dp:
         rows.append(_row("moe_grad_norm1", 1, "NONE", 0, 1, "NONE", 0, 1, "ALLGATHER_DP_EP", 0))
         rows.append(_row("moe_grad_norm2", 1, "NONE", 0, 1, "NONE", 0, 1, "REDUCESCATTER_DP_EP", 0))
-    tp_comm = lambda op, size: (op, size) if tpc else ("NONE", 0)
-    carry = GB
-    for _ in range(ga):
-        rows.append(_row("embedding_layer", EMB, *tp_comm("ALLREDUCE", T), 1, "NONE", 0, carry, "NONE", 0))
-        if not par.sp:
-            for _layer in range(Ls):
-                for name, X in (("attention_layer", ATT), ("mlp_layer", MLP)):
-                    rows.append(_row(name, X, *tp_comm("ALLREDUCE", T), X, "NONE", 0, X, "NONE", 0))
-                    carry = X
-        else:
-            seq = [("attention_column", ATT), ("attention_row", ATT), ("mlp_column", MLP), ("mlp_row", MLP)] * Ls + [
-                ("final_column", ATT)
-            ]
-            for name, X in seq:
-                y = X // 2
-                yf = (2 * ATT) // 2 if (recompute and name.startswith("attention")) else y
-                if name.endswith("_column"):
-                    rows.append(_row(name, yf, *tp_comm("ALLGATHER", T), y, *tp_comm("REDUCESCATTER", 0), y, "NONE", 0))
-                else:
-                    rows.append(_row(name, yf, *tp_comm("REDUCESCATTER", T), y, *tp_comm("ALLGATHER", T), y, "NONE", 0))
-                carry = y
+    rows += _aicb_microbatches(par, timing, Ls, ga, T, recompute)
     if include_tail:
         for i in range(1, 4):
             rows.append(_row(f"cross_entropy{i}", 0, "ALLREDUCE", 4 * s * b, 0, "NONE", 0, 0, "NONE", 0))

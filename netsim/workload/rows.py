@@ -1,4 +1,5 @@
-"""The workload representation every builder produces and every backend consumes.
+"""A SimAI/AICB workload file as records (simai_file.py reads and writes it; program.py is the
+format the simulator runs).
 
 It is SimAI's layer list (reference/simai.md section 2): one pipeline stage, gradient
 accumulation unrolled, each row with three (compute, collective) phases: forward, input
@@ -10,13 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# Traffic classes (what a compression stage keys its ratio on).
-GRADIENT = "gradient"
-ACTIVATION = "activation"
-ACTIVATION_GRAD = "activation_grad"
-PARAMETER = "parameter"
-OPTIMIZER_STATE = "optimizer_state"
-DEFAULT_CLASS = "default"
+from netsim.workload.program import ACTIVATION, ACTIVATION_GRAD, GRADIENT
 
 
 @dataclass(frozen=True)
@@ -37,9 +32,6 @@ class Row:
     fwd_class: str = ACTIVATION
     ig_class: str = ACTIVATION_GRAD
     wg_class: str = GRADIENT
-    # Wait for every outstanding wg collective before this row's backward (e.g. the optimizer
-    # step waits for the gradient reduce-scatter). Not representable in SimAI files.
-    barrier: bool = False
 
     def phases(self):
         """(phase, compute_ns, comm_type, bytes, traffic_class) in file column order."""

@@ -10,6 +10,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from netsim.errors import InputError
+from netsim.workload.program import (
+    ALLGATHER,
+    ALLREDUCE,
+    ALLTOALL,
+    DP,
+    DP_EP,
+    EP,
+    NO_GROUP,
+    REDUCESCATTER,
+    TP,
+    Layer,
+    LayerProgram,
+    Phase,
+)
 from netsim.workload.rows import Row, Workload, leading_int
 
 POLICY = "HYBRID_TRANSFORMER_FWD_IN_BCKWD"
@@ -178,6 +192,75 @@ def format_simai_workload(w: Workload) -> str:
         )
     text = "\n".join(out)
     return text + "\n" if w.trailing_newline else text
+
+
+# reference/simai.md section 2: the type's prefix is the operation; the bare type is the column's
+# default group (TP in fwd/ig, DP in wg), `_EP` and `_DP_EP` name the expert groups.
+_OPS = (("ALLREDUCE", ALLREDUCE), ("ALLTOALL", ALLTOALL), ("ALLGATHER", ALLGATHER), ("REDUCESCATTER", REDUCESCATTER))
+_SUFFIX = {"_EP": EP, "_DP_EP": DP_EP}
+
+
+def parse_type(comm: str, column: str) -> tuple[str | None, str]:
+    """(op, group) of a SimAI type string in column fwd, ig or wg; (None, NONE) for NONE and types
+    SimAI does not simulate (BROADCAST)."""
+    for prefix, op in _OPS:
+        if comm.startswith(prefix):
+            rest = comm[len(prefix) :]
+            if rest == "":
+                return op, (DP if column == "wg" else TP)
+            return op, _SUFFIX.get(rest, NO_GROUP)
+    return None, NO_GROUP
+
+
+def format_type(op: str | None, group: str, column: str) -> str:
+    """The SimAI type string of (op, group) in a column: parse_type's inverse."""
+    if op is None:
+        return "NONE"
+    prefix = next(p for p, o in _OPS if o == op)
+    if group == (DP if column == "wg" else TP):
+        return prefix
+    suffix = next((k for k, v in _SUFFIX.items() if v == group), None)
+    if suffix is None:
+        raise ValueError(f"group {group} has no SimAI type in the {column} column")
+    return prefix + suffix
+
+
+def _phase(compute: int, comm: str, size: int, column: str, traffic: str) -> Phase:
+    op, group = parse_type(comm, column)
+    return Phase(compute_ns=compute, op=op, group=group, bytes=size, traffic=traffic)
+
+
+def to_program(w: Workload) -> LayerProgram:
+    """The typed program of a SimAI workload (types parsed once, here)."""
+    layers = [
+        Layer(
+            name=r.name,
+            fwd=_phase(r.fwd_compute, r.fwd_comm, r.fwd_bytes, "fwd", r.fwd_class),
+            ig=_phase(r.ig_compute, r.ig_comm, r.ig_bytes, "ig", r.ig_class),
+            wg=_phase(r.wg_compute, r.wg_comm, r.wg_bytes, "wg", r.wg_class),
+            update_ns=r.update,
+            dependency=r.dependency,
+        )
+        for r in w.rows
+    ]
+    return LayerProgram(
+        tp=w.tp, pp=w.pp, ga=w.ga, vpp=w.vpp, all_gpus=w.all_gpus, layers=layers, ep=w.ep,
+        pp_bytes=w.pp_comm_bytes, source=w.source,
+    )  # fmt: skip
+
+
+def from_program(p: LayerProgram) -> Workload:
+    """The SimAI workload file of a layer program (netsim's own workloads, for export)."""
+    rows = []
+    for x in p.layers:
+        cols = []
+        for column, ph in (("fwd", x.fwd), ("ig", x.ig), ("wg", x.wg)):
+            cols += [ph.compute_ns, format_type(ph.op, ph.group, column), ph.bytes]
+        rows.append(Row(x.name, *cols, update=x.update_ns, dependency=x.dependency))
+    return Workload(
+        tp=p.tp, pp=p.pp, ga=p.ga, vpp=p.vpp, all_gpus=p.all_gpus, rows=rows, ep=p.ep,
+        pp_comm=str(p.pp_bytes), source=p.source,
+    )  # fmt: skip
 
 
 def write_simai_workload(w: Workload, path: str | Path) -> None:

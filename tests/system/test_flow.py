@@ -6,15 +6,22 @@ from pathlib import Path
 import pytest
 
 from netsim.collectives.algorithms import ring_channels
-from netsim.engine.flow import bench_collective, simulate_pipeline
+from netsim.collectives.bench import bench_collective
+from netsim.collectives.models import FlowModel
 from netsim.network.topology import load_topology
+from netsim.system.pipeline import PipelineExecutor
 from netsim.workload.catalog import resolve_model
 from netsim.workload.compute import gpu_compute
-from netsim.workload.megatron import StageProgram, build_megatron
+from netsim.workload.megatron import build_megatron
 from netsim.workload.parallel import Parallelism, resolve_parallelism
-from netsim.workload.rows import Row
+from netsim.workload.program import TP, Collective, Layer, Phase, Send, StageProgram
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
+
+
+def simulate_pipeline(programs, topo, par, ideal=False, schedule="1f1b", replicas=None):
+    model = FlowModel(topo, ideal=ideal)
+    return PipelineExecutor(programs, par, model, schedule=schedule, replicas=replicas).run()
 
 
 @pytest.fixture(scope="module")
@@ -80,14 +87,14 @@ def test_ideal_network_1f1b_closed_form():
     # p uniform stages, m micro-batches, t_f and t_b per micro-batch: (m + p - 1)(t_f + t_b).
     topo = load_topology(REPO / "topologies/hgx_h100_512.yaml")
     p, m = 4, 6
-    body = [Row("layer", 3000, "ALLREDUCE", 2**20, 5000, "ALLREDUCE", 2**20, 2000, "NONE", 0)]
+    body = [Layer("layer", Phase(3000, "allreduce", TP, 2**20), Phase(5000, "allreduce", TP, 2**20), Phase(2000))]
     prog = StageProgram(
-        body=body,
-        buckets={0: 2**24},
-        grad_op="REDUCESCATTER",
+        layers=body,
+        buckets={0: Collective("reducescatter", "DP", 2**24, "gradient")},
         optimizer_ns=0,
-        param_allgather_bytes=2**20,
-        pp_bytes=2**20,
+        param_allgather=Collective("allgather", "DP", 2**20, "parameter"),
+        send_fwd=Send(2**20, "activation"),
+        send_bwd=Send(2**20, "activation_grad"),
     )
     par = Parallelism(
         tp=8, pp=p, dp=16, ep=1, gbs=m * 16, mbs=1, seq=128, sp=False, distributed_optimizer=True, schedule="1f1b"
@@ -105,7 +112,7 @@ def test_folding_replicas_is_exact_when_symmetric():
     topo = load_topology(REPO / "topologies/hgx_h100_512.yaml")
     m = resolve_model("175B")
     par = resolve_parallelism(m, 512)
-    progs = [w.meta["program"] for w in build_megatron(m, par, gpu_compute("H100")).stages]
+    progs = build_megatron(m, par, gpu_compute("H100")).stages
     full = simulate_pipeline(progs, topo, par)
     folded = simulate_pipeline(progs, topo, par, replicas=2)
     assert folded.extra["simulated_dp_replicas"] == 2
@@ -125,7 +132,7 @@ def test_rail_aligned_rings():
 def test_flow_backend_is_deterministic(fat):
     m = resolve_model("7B")
     par = resolve_parallelism(m, 512)
-    progs = [w.meta["program"] for w in build_megatron(m, par, gpu_compute("H100")).stages]
+    progs = build_megatron(m, par, gpu_compute("H100")).stages
     topo = load_topology(REPO / "topologies/dcn_512.yaml")
     a = simulate_pipeline(progs, topo, par).summary()
     b = simulate_pipeline(progs, load_topology(REPO / "topologies/dcn_512.yaml"), par).summary()

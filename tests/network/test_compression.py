@@ -4,12 +4,14 @@ from pathlib import Path
 
 import pytest
 
-from netsim.codecs.stage import CompressionStage, list_profiles, load_profile, load_stage
-from netsim.engine.flow import bench_collective
+from netsim.collectives.bench import bench_collective
+from netsim.config.compression import list_profiles, load_profile
 from netsim.errors import InputError
+from netsim.network.compression import NicCodec as CompressionStage
+from netsim.network.compression import load_codec as load_stage
 from netsim.network.topology import load_topology
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 S = 2**30
 
 
@@ -108,7 +110,11 @@ def test_dp_allreduce_direction_and_size_at_400G(fat):
 
 def test_analytical_backend_uses_the_same_cost_model(fat, tmp_path):
     stage = load_stage(profile(tmp_path))
-    t = stage.closed_form_s("sendrecv", 2, S, 50e9, 0.0, "gradient", "DP")
+    from netsim.collectives.models import ClosedFormModel
+    from netsim.collectives.placement import GroupPlacement
+
+    g = GroupPlacement(n=2, ranks_per_server=1, servers=2, bandwidth=50e9, step_latency=0.0)
+    t = ClosedFormModel(fat, codec=stage).time_ns("sendrecv", g, S, "gradient", "DP") * 1e-9
     assert t == pytest.approx(S / 100e9 + 0.5 * S / 50e9 + S / 250e9)
     assert stage.acct.report()["gradient"]["bytes_saved"] == pytest.approx(S / 2)
 
@@ -148,19 +154,20 @@ def test_run_reports_bytes_saved(repo):
 
 
 def test_gpu_codec_takes_gpu_time_under_overlapped_dp(fat):
-    from netsim.codecs.stage import load_stage
-    from netsim.engine.analytical import simulate
+    from netsim.collectives.models import ClosedFormModel
+    from netsim.system.timeline import simulate
     from netsim.workload.rows import Row, Workload
+    from netsim.workload.simai_file import to_program
 
     S2 = 2**28
     rows = [
         Row("l0", 1000, "NONE", 0, 10**9, "NONE", 0, 1000, "NONE", 0),  # a long backward to hide DP under
         Row("l1", 1000, "NONE", 0, 1000, "NONE", 0, 1000, "REDUCESCATTER", S2),
     ]
-    w = Workload(tp=4, pp=1, ga=1, vpp=1, all_gpus=512, rows=rows)
-    plain = simulate([w], fat, tp=4, dp=128, pp=1)
+    w = to_program(Workload(tp=4, pp=1, ga=1, vpp=1, all_gpus=512, rows=rows))
+    plain = simulate([w], ClosedFormModel(fat), tp=4, dp=128, pp=1)
     st = load_stage("lz4-gpu")
-    gpu = simulate([w], fat, tp=4, dp=128, pp=1, compression=st)
+    gpu = simulate([w], ClosedFormModel(fat, codec=st), tp=4, dp=128, pp=1)
     # The RS stays hidden, but its codec kernels delay the compute stream by exactly their time.
     assert gpu.total_us - plain.total_us == pytest.approx(
         st.collective_codec_s("reducescatter", 128, S2) * 1e6, rel=1e-6

@@ -1,19 +1,27 @@
 """netsim's physical analytical backend against closed forms worked out by hand."""
 
+from dataclasses import replace
+
 import pytest
 
 from netsim.collectives.closed_form import collective_time
+from netsim.collectives.models import ClosedFormModel
 from netsim.collectives.placement import place_group
-from netsim.engine.analytical import simulate
 from netsim.network.topology import load_topology
+from netsim.system import timeline
 from netsim.workload.rows import Row, Workload
+from netsim.workload.simai_file import to_program
+
+
+def simulate(stages, topo, tp, dp, pp, compression=None):
+    return timeline.simulate(stages, ClosedFormModel(topo, codec=compression), tp, dp, pp)
 
 
 @pytest.fixture(scope="module")
 def fat(repo_path=None):
     from pathlib import Path
 
-    return load_topology(Path(__file__).resolve().parents[1] / "topologies/fat_tree_512.yaml")
+    return load_topology(Path(__file__).resolve().parents[2] / "topologies/fat_tree_512.yaml")
 
 
 def test_ring_allreduce_closed_form():
@@ -28,13 +36,13 @@ def test_group_placement(fat):
     assert g.n == 128 and g.servers == 128 and g.bandwidth == 50e9
     # Farthest member is cross-pod: 6 hops x 500 ns, plus alpha.
     assert g.step_latency == pytest.approx(fat.alpha + 6 * 500e-9)
-    hgx = load_topology(__import__("pathlib").Path(__file__).resolve().parents[1] / "topologies/hgx_h100_512.yaml")
+    hgx = load_topology(__import__("pathlib").Path(__file__).resolve().parents[2] / "topologies/hgx_h100_512.yaml")
     g = place_group(hgx, list(range(8)))
     assert g.servers == 1 and g.bandwidth == 450e9
 
 
 def _w(rows, tp=4, pp=1, ga=1):
-    return Workload(tp=tp, pp=pp, ga=ga, vpp=1, all_gpus=512, rows=rows)
+    return to_program(Workload(tp=tp, pp=pp, ga=ga, vpp=1, all_gpus=512, rows=rows))
 
 
 def test_blocking_tp_and_hidden_dp(fat):
@@ -61,10 +69,12 @@ def test_blocking_tp_and_hidden_dp(fat):
 def test_barrier_waits_for_dp(fat):
     S = 2**28
     rows = [
-        Row("opt", 1, "NONE", 0, 5000, "NONE", 0, 1, "NONE", 0, barrier=True),
+        Row("opt", 1, "NONE", 0, 5000, "NONE", 0, 1, "NONE", 0),
         Row("l1", 1000, "NONE", 0, 1000, "NONE", 0, 1000, "REDUCESCATTER", S),
     ]
-    bd = simulate([_w(rows)], fat, tp=4, dp=128, pp=1)
+    w = _w(rows)
+    w.layers[0] = replace(w.layers[0], barrier=True)
+    bd = simulate([w], fat, tp=4, dp=128, pp=1)
     dpg = place_group(fat, list(range(0, 512, 4)))
     t_dp = collective_time("reducescatter", 128, S, dpg.bandwidth, dpg.step_latency) * 1e9
     # forward 1 + 1000; l1 backward 2000; the optimizer waits for the RS, then 5000 + 1.

@@ -4,10 +4,11 @@ import math
 
 import pytest
 
-from netsim.engine.simai_analytical import ClusterFlags, _Ctx, comm_time, lookup, ovl, simulate, tick
 from netsim.report.simai_csv import format_endtoend_csv
+from netsim.system.simai_analytical import ClusterFlags, _Ctx, comm_time, lookup, ovl, simulate, tick
 from netsim.validation.simai import passed, validate
 from netsim.workload.rows import Row, Workload
+from netsim.workload.simai_file import to_program
 
 NZ = ClusterFlags(gpus=512, gpus_per_server=1, nics_per_server=1, nvlink_busbw=360, nic_busbw=48.5)
 
@@ -62,7 +63,7 @@ def test_truncated_report_beyond_16_gib():
     ok = Row("a", 1, "ALLGATHER", 2**24, 1, "NONE", 0, 1, "NONE", 0)
     big = Row("b", 1, "ALLGATHER", 2**35, 1, "NONE", 0, 1, "NONE", 0)
     w = Workload(tp=8, pp=1, ga=1, vpp=1, all_gpus=16, rows=[ok, big])
-    res = simulate(w, flags)
+    res = simulate(to_program(w), flags)
     assert res.truncated_at == 1
     text = format_endtoend_csv(res, "x-")
     assert text.startswith("layer_name,") and len(text.splitlines()) == 2  # no summary prepended

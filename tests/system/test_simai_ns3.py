@@ -2,7 +2,7 @@
 
 import pytest
 
-from netsim.engine.flow import _ser_ns
+from netsim.network.packet_timing import ser_ns as _ser_ns
 from netsim.network.routing import ecmp_hash, node_ip
 from netsim.validation.simai import passed, validate
 
@@ -35,9 +35,9 @@ def test_replay_alltoall_closed_form(simai_dir):
     # 16 GPUs, 1 per server, 2 leaves of 8, 8 spines: an all-to-all of S over the TP group sends
     # S/16 to each of 15 peers at once. Each NIC moves 15/16 S at 9000 B per 182 ns (payload rate
     # with ACKs), half of it across the (non-blocking) spine layer.
-    from netsim.engine.simai_replay import SimaiReplay
     from netsim.network.topology import read_simai_topology
-    from netsim.workload.simai_file import parse_simai_workload
+    from netsim.system.simai_replay import SimaiReplay
+    from netsim.workload.simai_file import parse_simai_workload, to_program
 
     topo = read_simai_topology(simai_dir / "ns3/ns3_ar16_dcn_1to1/topology.txt")
     S = 2**28
@@ -46,7 +46,7 @@ def test_replay_alltoall_closed_form(simai_dir):
         f"ga: 1 all_gpus: 16 checkpoints: 0 checkpoint_initiates: 0 pp_comm: 0\n1\n"
         f"a2a\t-1\t1\tALLTOALL\t{S}\t1\tNONE\t0\t1\tNONE\t0\t100\n"
     )
-    bd = SimaiReplay(w, topo, send_lat=6e-6).run()
+    bd = SimaiReplay(to_program(w), topo, send_lat=6e-6).run()
     rate = 9000 / 182e-9
     want = 15 / 16 * S / rate
     assert bd.total_us * 1e-6 == pytest.approx(want, rel=0.03)

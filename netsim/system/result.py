@@ -1,4 +1,4 @@
-"""What every backend returns: SimAI's categories (microseconds) plus per-row detail."""
+"""What every executor returns: SimAI's categories (microseconds) plus per-row detail."""
 
 from __future__ import annotations
 
@@ -38,6 +38,10 @@ class RowReport:
 
 @dataclass
 class Breakdown:
+    """One iteration in SimAI's categories (microseconds), with per-row reports (closed-form and
+    SimAI-compatible executors), a timeline of spans per stage or rank, and model extras (flows,
+    link utilisation, codec accounting). Every executor builds it with `from_parts`."""
+
     exposed_dp_us: float = 0.0
     exposed_dp_ep_us: float = 0.0
     exposed_tp_us: float = 0.0
@@ -52,6 +56,22 @@ class Breakdown:
     extra: dict = field(default_factory=dict)
     # Spans per process label: [(thread, name, start_ns, duration_ns, category)].
     timeline: dict[str, list[tuple[str, str, float, float, str]]] = field(default_factory=dict)
+
+    @classmethod
+    def from_parts(
+        cls, *, compute: float, total: float, tp: float = 0.0, ep: float = 0.0, pp: float = 0.0,
+        bubble: float = 0.0, dp: float | None = None, comm: float | None = None, **rest,
+    ) -> Breakdown:  # fmt: skip
+        """The breakdown of measured parts (us); exposed DP defaults to what the other parts leave of
+        the total, exposed communication to the sum of the exposed parts."""
+        if dp is None:
+            dp = max(0.0, total - compute - tp - ep - pp - bubble)
+        if comm is None:
+            comm = tp + ep + pp + dp
+        return cls(
+            compute_us=compute, total_us=total, exposed_tp_us=tp, exposed_ep_us=ep, exposed_pp_us=pp,
+            bubble_us=bubble, exposed_dp_us=dp, exposed_comm_us=comm, **rest,
+        )  # fmt: skip
 
     def summary(self) -> dict[str, float]:
         return {k: getattr(self, k) for k in SUMMARY_FIELDS}

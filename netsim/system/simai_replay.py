@@ -8,7 +8,7 @@ receives acknowledged, so ranks drift apart as they do in SimAI. Collectives are
 (section 3), chunked into steps; a rank's step k+1 starts when its predecessor's step k has been
 acknowledged, plus AS_SEND_LAT; arrivals before the rank has reached that collective wait in a
 buffer. Flows get SimAI's source ports and ECMP hashes (sections 1-2) and its packet timing
-(section 4, engine/flow.py apply_packet_timing).
+(section 4, network/packet_timing.py).
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from __future__ import annotations
 from collections import defaultdict
 
 from netsim.collectives.algorithms import ring_channels
-from netsim.engine.analytical import parse_comm
-from netsim.engine.flow import apply_packet_timing, new_network
-from netsim.engine.result import Breakdown
+from netsim.collectives.models import FlowModel
 from netsim.network.topology import Topology
+from netsim.system.result import Breakdown
 from netsim.workload.parallel import dp_group, tp_group
+from netsim.workload.program import EP, TP, LayerProgram, Phase
 
 
 class _RingInstance:
@@ -58,7 +58,7 @@ class _RingInstance:
         dst = self.nxt[c][rank]
 
         def go():
-            self.r.coll.send(
+            self.r.model.send_one(
                 rank, dst, self.chunk, lambda: self._received(dst, c, k + 1), on_drain=lambda: self._tick(rank)
             )
 
@@ -95,7 +95,9 @@ class _AllToAllInstance:
             if dst != rank:
 
                 def go(dst=dst):
-                    self.r.coll.send(rank, dst, self.chunk, lambda: self._tick(dst), on_drain=lambda: self._tick(rank))
+                    self.r.model.send_one(
+                        rank, dst, self.chunk, lambda: self._tick(dst), on_drain=lambda: self._tick(rank)
+                    )
 
                 self.r.after(self.r.alpha, go)
 
@@ -108,13 +110,14 @@ class _AllToAllInstance:
 
 
 class SimaiReplay:
-    def __init__(self, w, topo: Topology, send_lat: float):
-        self.w, self.topo = w, topo
-        self.env, self.net, self.fluid, self.coll = new_network(topo, fidelity="chunked")
-        self.coll.ring_style, self.coll.port_policy, self.coll.nvlink_closed_form = "simai", "flow", False
-        apply_packet_timing(self.net, self.fluid, self.coll)
+    """Every GPU as a process with SimAI's collective queue, on the packet-level network model."""
+
+    def __init__(self, prog: LayerProgram, topo: Topology, send_lat: float):
+        self.prog, self.topo = prog, topo
+        self.model = FlowModel(topo, packet=True, send_lat=send_lat)
+        self.env = self.model.env
         self.alpha = send_lat
-        G, tp = topo.num_gpus, w.tp
+        G, tp = topo.num_gpus, prog.tp
         dp = G // tp
         # PP is not simulated by SimAI's packet backend: one stage, DP = GPUs / TP.
         self.tp_of = {r: tuple(tp_group(r, tp, dp)) for r in range(G)}
@@ -139,63 +142,7 @@ class SimaiReplay:
         return inst
 
     def rank_process(self, rank: int, stats: dict):
-        env = self.env
-        queue: list = []
-        running = [False]
-
-        def pump():
-            if running[0] or not queue:
-                return
-            inst, ev, upd = queue.pop()  # newest waiting first
-            running[0] = True
-
-            def fin():
-                running[0] = False
-                self.after(upd * 1e-9, ev.succeed)
-                pump()
-
-            inst.start(rank, fin)
-
-        def issue(comm, size, column, upd):
-            op, kind = parse_comm(comm, column)
-            if op is None or size <= 0:
-                return None
-            group = self.tp_of[rank] if kind in ("TP", "EP") else self.dp_of[rank]
-            if len(group) < 2:
-                return None
-            ev = env.event()
-            queue.append((self.instance(rank, op, group, size), ev, upd))
-            pump()
-            return ev
-
-        def proc():
-            pending = []
-            for r in self.w.rows:
-                stats["compute"] += r.fwd_compute * 1e-9
-                yield env.timeout(r.fwd_compute * 1e-9)
-                ev = issue(r.fwd_comm, 4096 if 0 < r.fwd_bytes < 4096 else r.fwd_bytes, "fwd", r.update)
-                if ev is not None:
-                    t0 = env.now
-                    yield ev
-                    stats["blocking"] += env.now - t0
-            for r in reversed(self.w.rows):
-                stats["compute"] += r.ig_compute * 1e-9
-                yield env.timeout(r.ig_compute * 1e-9)
-                ev = issue(r.ig_comm, r.ig_bytes, "ig", r.update)
-                if ev is not None:
-                    t0 = env.now
-                    yield ev
-                    stats["blocking"] += env.now - t0
-                stats["compute"] += r.wg_compute * 1e-9
-                yield env.timeout(r.wg_compute * 1e-9)
-                ev = issue(r.wg_comm, r.wg_bytes, "wg", r.update)
-                if ev is not None:
-                    pending.append(ev)
-            if pending:
-                yield env.all_of(pending)
-            stats["end"] = env.now
-
-        return proc()
+        return _Rank(self, rank, stats).process()
 
     def run(self) -> Breakdown:
         stats = {r: {"compute": 0.0, "blocking": 0.0, "end": 0.0} for r in range(self.topo.num_gpus)}
@@ -206,16 +153,72 @@ class SimaiReplay:
         # when rank 0 is the slowest, as in the shared references).
         last = max(stats, key=lambda r: (stats[r]["end"], -r))
         st = stats[last]
-        bd = Breakdown()
-        bd.total_us = st["end"] * 1e6
-        bd.compute_us = st["compute"] * 1e6
-        bd.exposed_tp_us = st["blocking"] * 1e6
-        bd.exposed_dp_us = max(0.0, bd.total_us - bd.compute_us - bd.exposed_tp_us)
-        bd.exposed_comm_us = bd.exposed_tp_us + bd.exposed_dp_us
+        bd = Breakdown.from_parts(compute=st["compute"] * 1e6, tp=st["blocking"] * 1e6, total=st["end"] * 1e6)
         bd.extra = {
             "slowest_rank": last,
             "rank0_total_us": stats[0]["end"] * 1e6,
-            "flows": self.fluid.flows_started,
-            "solves": self.fluid.solves,
+            "flows": self.model.fluid.flows_started,
+            "solves": self.model.fluid.solves,
         }
         return bd
+
+
+class _Rank:
+    """One GPU: its layers in SimAI's order through its own collective queue (newest waiting first)."""
+
+    def __init__(self, replay: SimaiReplay, rank: int, stats: dict):
+        self.r, self.rank, self.stats, self.env = replay, rank, stats, replay.env
+        self.queue: list = []
+        self.running = False
+
+    def _pump(self) -> None:
+        if self.running or not self.queue:
+            return
+        inst, ev, upd = self.queue.pop()  # newest waiting first
+        self.running = True
+
+        def fin():
+            self.running = False
+            self.r.after(upd * 1e-9, ev.succeed)
+            self._pump()
+
+        inst.start(self.rank, fin)
+
+    def _issue(self, ph: Phase, size: int, upd: int):
+        c = ph.collective
+        if c is None or size <= 0:
+            return None
+        group = self.r.tp_of[self.rank] if c.group in (TP, EP) else self.r.dp_of[self.rank]
+        if len(group) < 2:
+            return None
+        ev = self.env.event()
+        self.queue.append((self.r.instance(self.rank, c.op, group, size), ev, upd))
+        self._pump()
+        return ev
+
+    def _compute(self, ns: int):
+        self.stats["compute"] += ns * 1e-9
+        return self.env.timeout(ns * 1e-9)
+
+    def _blocking(self, ev):
+        if ev is not None:
+            t0 = self.env.now
+            yield ev
+            self.stats["blocking"] += self.env.now - t0
+
+    def process(self):
+        pending = []
+        layers = self.r.prog.layers
+        for x in layers:
+            yield self._compute(x.fwd.compute_ns)
+            yield from self._blocking(self._issue(x.fwd, 4096 if 0 < x.fwd.bytes < 4096 else x.fwd.bytes, x.update_ns))
+        for x in reversed(layers):
+            yield self._compute(x.ig.compute_ns)
+            yield from self._blocking(self._issue(x.ig, x.ig.bytes, x.update_ns))
+            yield self._compute(x.wg.compute_ns)
+            ev = self._issue(x.wg, x.wg.bytes, x.update_ns)
+            if ev is not None:
+                pending.append(ev)
+        if pending:
+            yield self.env.all_of(pending)
+        self.stats["end"] = self.env.now

@@ -16,9 +16,9 @@ from functools import cache
 
 import numpy as np
 
-from netsim.engine.result import Breakdown, RowReport
 from netsim.resources import CALIBRATION
-from netsim.workload.rows import Workload
+from netsim.system.result import Breakdown, RowReport
+from netsim.workload.program import ALLGATHER, ALLREDUCE, ALLTOALL, REDUCESCATTER, LayerProgram, Phase
 
 f32 = np.float32
 F64 = np.float64
@@ -114,27 +114,12 @@ def lookup(name: str, k: int, size: int) -> float:
     raise _Truncated(size)
 
 
-def classify(comm: str, column: str) -> tuple[str, str]:
-    """Sections 1.3: (op, group) from the type string and the column it sits in."""
-    if comm[:9] == "ALLREDUCE":
-        op, prefix = AR, "ALLREDUCE"
-    elif comm[:8] == "ALLTOALL":
-        op, prefix = A2A, "ALLTOALL"
-    elif comm[:9] == "ALLGATHER":
-        op, prefix = AG, "ALLGATHER"
-    elif comm[:13] == "REDUCESCATTER":
-        op, prefix = RS, "REDUCESCATTER"
-    else:
-        return NONE_OP, NONE_G
-    if comm == prefix:
-        group = DP if column == "wg" else TP
-    elif comm == prefix + "_EP":
-        group = EP
-    elif comm == prefix + "_DP_EP":
-        group = DP_EP
-    else:
-        group = NONE_G
-    return op, group
+_OP = {ALLREDUCE: AR, ALLGATHER: AG, REDUCESCATTER: RS, ALLTOALL: A2A}
+
+
+def classify(ph: Phase) -> tuple[str, str]:
+    """Sections 1.3: (op, group) of a phase (types parsed by workload/simai_file.py)."""
+    return _OP.get(ph.op, NONE_OP), ph.group
 
 
 @dataclass
@@ -263,7 +248,7 @@ def busbw_columns(op: str, n: int, size: int, tot: int) -> tuple[float, float]:
     return float(algbw), float(bus)
 
 
-def simulate(w: Workload, flags: ClusterFlags) -> Breakdown:
+def simulate(w: LayerProgram, flags: ClusterFlags) -> Breakdown:
     """Sections 2, 4 and 5: one pass over the rows, in file order."""
     dp = flags.gpus // (w.tp * w.pp)
     ctx = _Ctx(flags=flags, tp=w.tp, ep=w.ep, dp=dp)
@@ -271,12 +256,12 @@ def simulate(w: Workload, flags: ClusterFlags) -> Breakdown:
     pre_bubble = 0.0
     tp_c = ep_c = dp_c = dpep_c = 0.0
     t_comp = t_exp = 0.0
-    for i, row in enumerate(w.rows):
-        fc, ic, wc = load_round(row.fwd_compute), load_round(row.ig_compute), load_round(row.wg_compute)
-        fwd_op, fwd_g = classify(row.fwd_comm, "fwd")
-        ig_op, ig_g = classify(row.ig_comm, "ig")
-        wg_op, wg_g = classify(row.wg_comm, "wg")
-        fwd_b, ig_b, wg_b = (load_round(row.fwd_bytes), load_round(row.ig_bytes), load_round(row.wg_bytes))
+    for i, row in enumerate(w.layers):
+        fc, ic, wc = load_round(row.fwd.compute_ns), load_round(row.ig.compute_ns), load_round(row.wg.compute_ns)
+        fwd_op, fwd_g = classify(row.fwd)
+        ig_op, ig_g = classify(row.ig)
+        wg_op, wg_g = classify(row.wg)
+        fwd_b, ig_b, wg_b = (load_round(row.fwd.bytes), load_round(row.ig.bytes), load_round(row.wg.bytes))
         if 0 < fwd_b < 4096:
             fwd_b = 4096  # section 1.5
         n_fwd = w.ep if fwd_g == EP else w.tp
@@ -329,7 +314,7 @@ def simulate(w: Workload, flags: ClusterFlags) -> Breakdown:
     with np.errstate(all="ignore"):
         bubble = float(F64(pre_bubble) * (F64(w.pp - 1) / F64(w.ga * w.vpp)))
         po = float(f32(flags.pp_overlap))
-        x = F64(w.pp_comm_bytes) / F64(TWO30) / F64(po) * F64(1e9)
+        x = F64(w.pp_bytes) / F64(TWO30) / F64(po) * F64(1e9)
         x = F64(2 * w.vpp * w.ga) * x / F64(1000.0)
     pp_us = ovl(tick(float(x)), flags.pp_overlap)
     res.exposed_dp_us, res.exposed_dp_ep_us = dp_c, dpep_c

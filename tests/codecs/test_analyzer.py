@@ -114,7 +114,7 @@ def test_compression_profile_names_a_measured_profile(tmp_path):
     from click.testing import CliRunner
 
     from netsim.cli import main
-    from netsim.codecs.stage import load_profile
+    from netsim.config.compression import load_profile
 
     rng = np.random.default_rng(5)
     d = tmp_path / "grads"

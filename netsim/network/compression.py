@@ -15,52 +15,10 @@ link of the flow (wire bytes), a rate cap (pipelined engine), and delays (softwa
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from netsim.config.compression import CompressionProfile, Ratios
-from netsim.config.loader import load_model, read_yaml
-from netsim.errors import InputError
-from netsim.resources import CALIBRATION
+from netsim.config.compression import CompressionProfile, load_profile
 
-PROFILE_DIR = CALIBRATION / "compression"
 GROUP_OF_KIND = {"TP": "tp", "DP": "dp", "DP_EP": "dp", "EP": "ep", "PP": "pp"}
-
-
-def list_profiles() -> list[str]:
-    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
-
-
-def load_profile(name_or_file: str) -> CompressionProfile:
-    p = Path(name_or_file)
-    if p.suffix in (".yaml", ".yml") or p.exists():
-        if not p.exists():
-            raise InputError("file not found", where=str(p))
-        prof = load_model(CompressionProfile, p)
-        base = p.parent
-    else:
-        f = PROFILE_DIR / f"{name_or_file}.yaml"
-        if not f.exists():
-            raise InputError(
-                f"unknown compression profile {name_or_file!r}; expected one of "
-                f"{', '.join(list_profiles())} or a YAML file",
-                field="--compression",
-            )
-        prof = load_model(CompressionProfile, f)
-        base = f.parent
-    if isinstance(prof.ratios, str):
-        prof = prof.model_copy(update={"ratios": _analyzer_ratios(base / prof.ratios)})
-    return prof
-
-
-def _analyzer_ratios(path: Path) -> Ratios:
-    """A ratio profile written by `netsim analyze` ({traffic_class: ratio, ...} under `ratios`)."""
-    data = read_yaml(path)
-    if not isinstance(data, dict) or not isinstance(data.get("ratios"), dict):
-        raise InputError("expected a ratio profile with a 'ratios' mapping", where=str(path), field="ratios")
-    try:
-        return Ratios.model_validate(data["ratios"])
-    except Exception as e:
-        raise InputError(f"bad ratios ({e})", where=str(path), field="ratios") from None
 
 
 @dataclass
@@ -88,7 +46,13 @@ class Accounting:
         }
 
 
-class CompressionStage:
+class NicCodec:
+    """The cost model of one codec placement (a compression element on the NICs' path).
+
+    Built with the network and handed to the network model that applies it (the flow model weights
+    links and delays flows; the closed-form model prices collectives), never patched on later.
+    Knows sizes, ratios and throughputs; nothing about collectives beyond their step counts."""
+
     def __init__(self, profile: CompressionProfile):
         self.p = profile
         self.acct = Accounting()
@@ -143,38 +107,14 @@ class CompressionStage:
             return self.compress_s(chunk) + (n - 1) * self.decompress_s(chunk)
         return self.compress_s(size) + self.decompress_s(size)
 
-    def pipeline_latency_s(self, op: str, n: int) -> float:
-        """A pipelined engine's fill latency, once per step."""
-        if not self.pipelined:
-            return 0.0
-        from netsim.collectives.closed_form import steps
-
-        return steps(op, n) * self.p.latency
-
-    # ---- analytical backend ------------------------------------------------------------------
-    def closed_form_s(self, op: str, n: int, size: float, bw: float, alpha: float, traffic: str, kind: str) -> float:
-        from netsim.collectives.closed_form import bus_factor, collective_time, steps
-
-        if not self.applies(traffic, kind) or size <= 0:
-            return collective_time(op, n, size, bw, alpha)
-        r = self.ratio(traffic)
-        if self.pipelined:
-            rate = min(bw / r, self.engine_rate())
-            t = steps(op, n) * (alpha + self.p.latency) + bus_factor(op, n) * size / rate
-            self.acct.add(traffic, bus_factor(op, n) * size, bus_factor(op, n) * size * r, 0.0)
-            return t
-        codec = self.collective_codec_s(op, n, size)
-        t = collective_time(op, n, size * r, bw, alpha) + codec
-        self.acct.add(traffic, bus_factor(op, n) * size, bus_factor(op, n) * size * r, codec)
-        return t
-
-    # ---- flow backend --------------------------------------------------------------------------
-    def attach(self, coll) -> None:
-        coll.compression = self
+    def fill_latency_s(self, steps: int) -> float:
+        """A pipelined engine's fill latency, once per step of a collective."""
+        return steps * self.p.latency if self.pipelined else 0.0
 
 
-def load_stage(name_or_file: str | None) -> CompressionStage | None:
+def load_codec(name_or_file: str | None) -> NicCodec | None:
+    """The NIC codec of a profile name or file; None for no compression."""
     if not name_or_file:
         return None
-    stage = CompressionStage(load_profile(name_or_file))
-    return stage if stage.active else None
+    codec = NicCodec(load_profile(name_or_file))
+    return codec if codec.active else None

@@ -18,14 +18,20 @@ import numpy as np
 
 from netsim.collectives.algorithms import double_binary_tree, ring_channels, server_groups, tree_depth
 from netsim.collectives.closed_form import ALLGATHER, ALLREDUCE, ALLTOALL, REDUCESCATTER, SENDRECV
+from netsim.network.compression import NicCodec
 from netsim.network.fluid import FluidNetwork
+from netsim.network.packet_timing import PacketTiming
 from netsim.network.routing import CompiledNetwork
 
 ALGOS = ("ring", "tree", "hierarchical", "auto")
 
 
 class Join:
-    """Call `fn` after `n` arrivals (n == 0: at once)."""
+    """Call `fn` after `n` arrivals (n == 0: at once).
+
+    Collectives complete through plain callbacks rather than SimPy Events: a 512-GPU iteration
+    finishes hundreds of thousands of flows, and an Event per flow doubles the event count. The
+    network models wrap each collective's completion in one Event (collectives/models.py)."""
 
     __slots__ = ("n", "fn")
 
@@ -41,6 +47,10 @@ class Join:
 
 
 class CollectiveEngine:
+    """Collectives decomposed into flows on a FluidNetwork: rings (macro or chunked), trees,
+    hierarchical, all-to-all and send/recv, with ECMP source ports per connection, NVLink-only
+    groups in closed form, and the NIC elements (codec, packet timing) it was built with."""
+
     def __init__(
         self,
         env,
@@ -53,6 +63,8 @@ class CollectiveEngine:
         ring_style: str = "nccl",
         nvlink_closed_form: bool = True,
         port_policy: str = "connection",
+        codec: NicCodec | None = None,
+        timing: PacketTiming | None = None,
     ):
         self.env, self.fluid, self.net = env, fluid, net
         self.alpha = alpha
@@ -61,7 +73,8 @@ class CollectiveEngine:
         self.spray = spray
         self.ports: dict[tuple[int, int], int] = defaultdict(lambda: 10000)
         self.gps = net.topo.gpus_per_server
-        self.flow_hook: Callable | None = None  # compression stages wrap transfers here
+        self.codec = codec  # network.compression.NicCodec on the NICs' path, or None
+        self.timing = timing  # network.packet_timing.PacketTiming for packet-level replay, or None
         self.ring_style = ring_style
         # "connection": a ring edge / p2p pair keeps its QP (and so its ECMP path) for the run, as
         # NCCL keeps connections per communicator; "flow": every flow takes a new source port, as
@@ -69,7 +82,6 @@ class CollectiveEngine:
         self.port_policy = port_policy
         self.conn_ports: dict[tuple, int] = {}
         self._plans: dict = {}
-        self.compression = None  # codecs.stage.CompressionStage on the NICs' path
         # Collectives whose every group sits inside one NVLink domain are priced in closed form:
         # NVSwitch is non-blocking and carries no other group's traffic at that moment.
         self.nvlink_closed_form = nvlink_closed_form and net.topo.nvlink_bandwidth is not None
@@ -82,7 +94,7 @@ class CollectiveEngine:
         return p
 
     def _codec(self, traffic: str, kind: str):
-        c = self.compression
+        c = self.codec
         return c if (c is not None and c.applies(traffic, kind)) else None
 
     def send(
@@ -117,8 +129,8 @@ class CollectiveEngine:
                 self.fluid.start(r, size / len(routes), j)
             return
         links = self.net.data_route(src, dst, sport)
-        if self.flow_hook is not None:
-            self.flow_hook(self, src, dst, links, size, on_done, traffic, on_drain)
+        if self.timing is not None:
+            self.fluid.start(links, size, on_done, extra_delay=self.timing.extra_delay(links), on_drain=on_drain)
             return
         c = self._codec(traffic, kind) if self.net.topo.server_of(src) != self.net.topo.server_of(dst) else None
         if c is None:
@@ -166,10 +178,10 @@ class CollectiveEngine:
         if self.ideal:
             self._after(0.0, on_done)
             return
-        if self.nvlink_closed_form and op != SENDRECV and self._all_intra_server(groups) and self.flow_hook is None:
+        if self.nvlink_closed_form and op != SENDRECV and self._all_intra_server(groups) and self.timing is None:
             self._after(self._nvlink_time(op, len(groups[0]), size), on_done)
             return
-        batchable = self.flow_hook is None
+        batchable = self.timing is None
         if (
             op in (ALLREDUCE, ALLGATHER, REDUCESCATTER)
             and algo in ("ring", "auto")
@@ -256,7 +268,7 @@ class CollectiveEngine:
             self.fluid.start_batch(paths, fracs * size * factor, done, delay=max_lat + tail)
             return
         r = c.ratio(traffic)
-        codec = c.collective_codec_s(op, n, size) + c.pipeline_latency_s(op, n)
+        codec = c.collective_codec_s(op, n, size) + c.fill_latency_s(steps)
         c.acct.add(traffic, factor * size, factor * size * r, 0.0 if c.pipelined else codec)
         caps = c.engine_rate() * fracs if c.pipelined else None  # a rank's flows share its engine
         self.fluid.start_batch(
@@ -333,7 +345,7 @@ class CollectiveEngine:
         """Direct all-to-all: n(n-1) concurrent flows of S/n."""
         n = len(ranks)
         pairs = [(a, b) for a in ranks for b in ranks if a != b]
-        if self.flow_hook is None:
+        if self.timing is None:
             self._pairs_batch(pairs, size / n, done, traffic, kind, conn="a2a")
             return
         join = Join(len(pairs), done)

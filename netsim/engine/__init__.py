@@ -1,1 +1,0 @@
-"""Backends that turn a workload and a topology into an iteration-time breakdown."""

@@ -1,0 +1,92 @@
+"""Backends: a network model plus the executor that fits it, behind one `simulate(job)`.
+
+`simulate.run` and `validate simai` look a backend up in BACKENDS and call it once; a new backend
+is one class here and one line in the registry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from netsim.collectives.models import ClosedFormModel, FlowModel
+from netsim.network.compression import NicCodec
+from netsim.network.topology import Topology
+from netsim.system import simai_analytical, timeline
+from netsim.system.pipeline import PipelineExecutor
+from netsim.system.result import Breakdown
+from netsim.system.simai_queue import QueueExecutor
+from netsim.system.simai_replay import SimaiReplay
+from netsim.workload.parallel import Parallelism
+from netsim.workload.program import LayerProgram, StagedProgram
+
+
+@dataclass
+class Job:
+    """What one simulation runs: a topology and either netsim's staged program (with its
+    parallelism) or a SimAI workload's layer program."""
+
+    topo: Topology
+    staged: StagedProgram | None = None
+    layers: LayerProgram | None = None
+    par: Parallelism | None = None
+    dp: int = 1
+    ideal: bool = False
+    fidelity: str = "macro"
+    schedule: str = "1f1b"
+    codec: NicCodec | None = None
+    simai_flags: simai_analytical.ClusterFlags | None = None
+    send_lat: float = 0.0  # packet replay: SimAI's AS_SEND_LAT + issue overhead, seconds
+
+
+class Backend(Protocol):
+    def simulate(self, job: Job) -> Breakdown: ...
+
+
+class FlowBackend:
+    """The fluid max-min network: the pipeline executor for staged programs, SimAI's collective
+    queue for workload files."""
+
+    def simulate(self, job: Job) -> Breakdown:
+        model = FlowModel(job.topo, ideal=job.ideal, fidelity=job.fidelity, codec=job.codec)
+        if job.staged is not None:
+            return PipelineExecutor(job.staged.stages, job.par, model, schedule=job.schedule).run()
+        return QueueExecutor(job.layers, model, job.topo.num_gpus).run()
+
+
+class AnalyticalBackend:
+    """Closed-form collectives on a replayed stage timeline, the pipeline in closed form."""
+
+    def simulate(self, job: Job) -> Breakdown:
+        model = ClosedFormModel(job.topo, codec=job.codec)
+        if job.staged is not None:
+            st = job.staged
+            return timeline.simulate(st.unrolled, model, job.par.tp, job.par.dp, job.par.pp, rep=st.representative())
+        w = job.layers
+        return timeline.simulate([w] * w.pp, model, w.tp, job.dp, w.pp, rep=w.pp - 1)
+
+
+class SimaiAnalyticalBackend:
+    """SimAI-Analytical's numbers, quirks included (reference/simai_analytical_spec.md)."""
+
+    def simulate(self, job: Job) -> Breakdown:
+        return simai_analytical.simulate(job.layers, job.simai_flags)
+
+
+class PacketBackend:
+    """SimAI's packet-level run replayed rank by rank on the packet-timing flow model."""
+
+    def simulate(self, job: Job) -> Breakdown:
+        return SimaiReplay(job.layers, job.topo, job.send_lat).run()
+
+
+BACKENDS: dict[str, type] = {
+    "flow": FlowBackend,
+    "analytical": AnalyticalBackend,
+    "simai-analytical": SimaiAnalyticalBackend,
+    "packet": PacketBackend,
+}
+
+
+def simulate(backend: str, job: Job) -> Breakdown:
+    return BACKENDS[backend]().simulate(job)

@@ -1,0 +1,64 @@
+"""Collectives on the fluid network and the network-model interface, tested alone."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import simpy
+
+from netsim.collectives.closed_form import collective_time
+from netsim.collectives.models import NETWORK_MODELS, ClosedFormModel, FlowModel
+from netsim.network.fluid import FluidNetwork
+from netsim.network.topology import load_topology
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def fat():
+    return load_topology(REPO / "topologies/fat_tree_512.yaml")
+
+
+def test_fluid_two_flows_share_a_link_then_one_speeds_up():
+    # Link 0 at 100 B/s carries flows of 100 and 300 B: both at 50 B/s until t=2, then the second
+    # alone at 100 B/s for its remaining 200 B: done at t=4 (plus zero latency).
+    env = simpy.Environment()
+    fluid = FluidNetwork(env, np.array([100.0, np.inf]), np.array([0.0, 0.0]))
+    done = {}
+    fluid.start([0], 100.0, lambda: done.setdefault("a", env.now))
+    fluid.start([0], 300.0, lambda: done.setdefault("b", env.now))
+    env.run()
+    assert done == {"a": pytest.approx(2.0), "b": pytest.approx(4.0)}
+
+
+def test_flow_model_ring_allreduce_matches_closed_form(fat):
+    # 8 hosts under one edge switch (1 GPU each, 400 Gbps NICs): no shared uplink, so the macro-flow
+    # ring takes 2(n-1)/n S/B plus 2(n-1) steps of alpha and the edge latency.
+    model = FlowModel(fat)
+    S, n = 2**28, 8
+    ev = model.collective("allreduce", [list(range(n))], S)
+    model.env.run()
+    assert ev.processed
+    want = 2 * (n - 1) / n * S / 50e9
+    assert model.env.now == pytest.approx(want, rel=0.01)
+
+
+def test_models_return_events_and_agree_without_contention(fat):
+    S = 2**26
+    flow = FlowModel(fat)
+    ev = flow.send([(0, 200)], S)
+    flow.env.run()
+    closed = ClosedFormModel(fat)
+    ev2 = closed.collective("sendrecv", [[0, 200]], S)
+    closed.env.run()
+    assert ev.processed and ev2.processed
+    g = closed.placement([0, 200])
+    assert closed.env.now == pytest.approx(collective_time("sendrecv", 2, S, g.bandwidth, g.step_latency))
+    assert flow.env.now == pytest.approx(closed.env.now, rel=0.02)
+
+
+def test_registry_builds_every_model(fat):
+    for name, make in NETWORK_MODELS.items():
+        model = make(fat)
+        assert isinstance(model.env, simpy.Environment), name
+        assert hasattr(model, "collective") and hasattr(model, "send") and hasattr(model, "report"), name
