@@ -96,7 +96,7 @@ def run(topology, model, workload, as_json, out, trace, **opts):
     from netsim.simulate import RunSpec
     from netsim.simulate import run as run_sim
 
-    res = run_sim(RunSpec(topology=topology, model=model, workload=workload, **opts))
+    res = run_sim(RunSpec.parse({"topology": topology, "model": model, "workload": workload, **opts}))
     payload = res.to_dict()
     if out:
         _write_run_outputs(res, payload, Path(out), model or workload)
@@ -259,11 +259,10 @@ def export() -> None:
 def export_simai(model, gpus, topology, tp, pp, dp, gbs, mbs, seq, sp, fmt, aiob, gpu, tail, output):
     """Write a SimAI/AICB workload file (HYBRID_TRANSFORMER_FWD_IN_BCKWD)."""
     from netsim.network.topology import load_topology
+    from netsim.simulate import resolve_training
     from netsim.workload.aicb import aiob_sections, generate_aicb, read_aiob_timing, timing_from_sections
-    from netsim.workload.catalog import resolve_model
     from netsim.workload.compute import gpu_compute
     from netsim.workload.megatron import build_megatron
-    from netsim.workload.parallel import resolve_parallelism
     from netsim.workload.simai_file import from_program, write_simai_workload
 
     if (gpus is None) == (topology is None):
@@ -272,8 +271,7 @@ def export_simai(model, gpus, topology, tp, pp, dp, gbs, mbs, seq, sp, fmt, aiob
     if topology:
         topo = load_topology(topology)
         gpus, gpu_type = topo.num_gpus, gpu or topo.gpu
-    m = resolve_model(model)
-    par = resolve_parallelism(m, gpus, {"tp": tp, "pp": pp, "dp": dp, "gbs": gbs, "mbs": mbs, "seq": seq, "sp": sp})
+    m, par = resolve_training(model, gpus, {"tp": tp, "pp": pp, "dp": dp, "gbs": gbs, "mbs": mbs, "seq": seq, "sp": sp})
     comp = gpu_compute(gpu_type)
     if fmt == "aicb":
         timing = read_aiob_timing(aiob) if aiob else timing_from_sections(aiob_sections(m, par, comp))
@@ -395,7 +393,7 @@ def bench_collective_cmd(topology, op, ranks, sizes, algo, fidelity, spray, band
     from netsim.report.tables import print_table
     from netsim.simulate import RunSpec, load_run_topology
 
-    topo = load_run_topology(RunSpec(topology=topology, bandwidth=bandwidth))
+    topo = load_run_topology(RunSpec.parse({"topology": topology, "bandwidth": bandwidth}, where="bench-collective"))
     rank_list = _parse_ranks(ranks, topo.num_gpus)
     if op == "sendrecv" and len(rank_list) != 2:
         raise InputError("sendrecv takes exactly two ranks (src,dst)", field="--ranks")

@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from netsim.config.run import BACKEND_NAMES, MODES, RunSpec
+from netsim.config.model import ModelConfig
+from netsim.config.run import RunSpec
 from netsim.errors import InputError
 from netsim.network.compression import load_codec
 from netsim.network.topology import Topology, load_topology
 from netsim.system import simai_analytical
 from netsim.system.backends import Job, simulate
 from netsim.system.result import SUMMARY_FIELDS, Breakdown
-from netsim.units import parse_bandwidth
 from netsim.workload.aicb import aiob_sections, generate_aicb, timing_from_sections
 from netsim.workload.catalog import resolve_model
 from netsim.workload.compute import gpu_compute
 from netsim.workload.megatron import build_megatron
-from netsim.workload.parallel import resolve_parallelism
+from netsim.workload.parallel import Parallelism, resolve_parallelism
 from netsim.workload.program import LayerProgram
 from netsim.workload.simai_file import read_simai_workload, to_program
 
-__all__ = ["RunSpec", "RunResult", "run", "load_run_topology", "simai_flags_for"]
+__all__ = ["RunSpec", "RunResult", "run", "load_run_topology", "resolve_training", "simai_flags_for"]
 
 
 @dataclass
@@ -41,13 +41,7 @@ class RunResult:
 
 def load_run_topology(spec: RunSpec) -> Topology:
     topo = load_topology(spec.topology)
-    if spec.bandwidth:
-        try:
-            bw = parse_bandwidth(spec.bandwidth)
-        except ValueError as e:
-            raise InputError(str(e), field="--bandwidth") from None
-        topo = topo.with_nic_bandwidth(bw)
-    return topo
+    return topo.with_nic_bandwidth(spec.bandwidth) if spec.bandwidth else topo
 
 
 def simai_flags_for(topo: Topology, gpus: int | None = None) -> simai_analytical.ClusterFlags:
@@ -61,24 +55,6 @@ def simai_flags_for(topo: Topology, gpus: int | None = None) -> simai_analytical
         nic_busbw=topo.nic_bandwidth / 2**30,
         gpu_type=topo.gpu,
     )
-
-
-def _check(spec: RunSpec) -> RunSpec:
-    if spec.backend is None:
-        spec = replace(spec, backend="analytical" if spec.mode == "simai" else "flow")
-    if spec.backend not in BACKEND_NAMES:
-        raise InputError(
-            f"unknown backend {spec.backend!r}; expected one of {', '.join(BACKEND_NAMES)}", field="--backend"
-        )
-    if spec.network not in ("real", "ideal"):
-        raise InputError(f"unknown network {spec.network!r}; expected real or ideal", field="--network")
-    if spec.backend == "flow" and spec.mode == "simai":
-        raise InputError("--mode simai is a mode of the analytical backend; add --backend analytical", field="--mode")
-    if spec.mode not in MODES:
-        raise InputError(f"unknown mode {spec.mode!r}; expected one of {', '.join(MODES)}", field="--mode")
-    if (spec.model is None) == (spec.workload is None):
-        raise InputError("give exactly one of --model NAME or --workload FILE", field="--model/--workload")
-    return spec
 
 
 def _workload_job(spec: RunSpec, job: Job, config: dict) -> str:
@@ -97,11 +73,18 @@ def _workload_job(spec: RunSpec, job: Job, config: dict) -> str:
     return Path(spec.workload).stem
 
 
+PARALLEL_FIELDS = ("tp", "pp", "dp", "gbs", "mbs", "seq", "sp", "schedule")
+
+
+def resolve_training(model_name: str, gpus: int, overrides: dict) -> tuple[ModelConfig, Parallelism]:
+    """A model preset (or YAML) and its parallelism on `gpus` GPUs; `run` and `export` share it."""
+    model = resolve_model(model_name)
+    return model, resolve_parallelism(model, gpus, {k: overrides.get(k) for k in PARALLEL_FIELDS})
+
+
 def _model_job(spec: RunSpec, job: Job, config: dict) -> str:
     """A model preset: AICB's rows in SimAI mode, else netsim's Megatron programs."""
-    model = resolve_model(spec.model)
-    overrides = {k: getattr(spec, k) for k in ("tp", "pp", "dp", "gbs", "mbs", "seq", "sp", "schedule")}
-    par = resolve_parallelism(model, job.topo.num_gpus, overrides)
+    model, par = resolve_training(spec.model, job.topo.num_gpus, spec.model_dump())
     gpu = gpu_compute(job.topo.gpu)
     config["model"] = model.model_dump(exclude={"parallelism", "aliases", "description", "source"})
     config["parallelism"] = par.to_dict()
@@ -120,7 +103,7 @@ def _model_job(spec: RunSpec, job: Job, config: dict) -> str:
 
 def run(spec: RunSpec) -> RunResult:
     """Resolve the spec, build the job, and run it on its backend (looked up once)."""
-    spec = _check(spec)
+    spec = spec.resolved()
     topo = load_run_topology(spec)
     codec = load_codec(spec.compression)
     if codec is not None and spec.mode == "simai":

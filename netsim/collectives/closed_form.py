@@ -7,13 +7,9 @@ gathered total for all-gather, the input for reduce-scatter).
 
 from __future__ import annotations
 
-ALLREDUCE, ALLGATHER, REDUCESCATTER, ALLTOALL, SENDRECV = (
-    "allreduce",
-    "allgather",
-    "reducescatter",
-    "alltoall",
-    "sendrecv",
-)
+from netsim.ops import ALLGATHER, ALLREDUCE, ALLTOALL, REDUCESCATTER, SENDRECV
+
+__all__ = ["ALLGATHER", "ALLREDUCE", "ALLTOALL", "REDUCESCATTER", "SENDRECV", "bus_factor", "collective_time", "steps"]
 
 
 def bus_factor(op: str, n: int) -> float:

@@ -1,32 +1,61 @@
-"""What `netsim run` and every sweep point take: the run specification (strings as the user wrote
-them; the simulate layer resolves them against topology and model)."""
+"""What `netsim run` and every sweep point take: the run specification, validated once at the edge.
+
+Units are parsed here (a bandwidth becomes bytes/s); the layers below never see unit strings. The
+combination rules that need the topology or the model (parallelism, GPU counts) live where those
+are resolved.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+
+from netsim.config.loader import parse_model
+from netsim.config.quantities import Bandwidth
+from netsim.errors import InputError
 
 BACKEND_NAMES = ("flow", "analytical")
 MODES = ("physical", "simai")
 
 
-@dataclass
-class RunSpec:
+class RunSpec(BaseModel):
     """Everything `netsim run` takes. Parallelism fields left None keep the preset's values."""
+
+    model_config = ConfigDict(extra="forbid")
 
     topology: str
     model: str | None = None
     workload: str | None = None
-    backend: str | None = None  # default: flow, or analytical when mode is "simai"
-    mode: str = "physical"
-    network: str = "real"  # "ideal": infinite bandwidth, zero latency (flow backend)
-    fidelity: str = "macro"
-    bandwidth: str | None = None
-    tp: int | None = None
-    pp: int | None = None
-    dp: int | None = None
-    gbs: int | None = None
-    mbs: int | None = None
-    seq: int | None = None
+    backend: Literal["flow", "analytical"] | None = None  # default: flow, or analytical when mode is "simai"
+    mode: Literal["physical", "simai"] = "physical"
+    network: Literal["real", "ideal"] = "real"  # "ideal": infinite bandwidth, zero latency
+    fidelity: Literal["macro", "chunked"] = "macro"
+    bandwidth: Bandwidth | None = Field(None, gt=0)  # NIC line rate override, bytes/s
+    tp: PositiveInt | None = None
+    pp: PositiveInt | None = None
+    dp: PositiveInt | None = None
+    gbs: PositiveInt | None = None
+    mbs: PositiveInt | None = None
+    seq: PositiveInt | None = None
     sp: bool | None = None
-    schedule: str | None = None
+    schedule: Literal["1f1b", "gpipe"] | None = None
     compression: str | None = None  # profile name or YAML file
+
+    @classmethod
+    def parse(cls, data: dict[str, Any], where: str = "run") -> RunSpec:
+        """A spec from user-given fields; a bad field is an InputError naming it."""
+        return parse_model(cls, data, where)
+
+    def resolved(self) -> RunSpec:
+        """The spec with its defaults filled in and its field combinations checked."""
+        spec = self
+        if spec.backend is None:
+            spec = spec.model_copy(update={"backend": "analytical" if spec.mode == "simai" else "flow"})
+        if spec.backend == "flow" and spec.mode == "simai":
+            raise InputError(
+                "--mode simai is a mode of the analytical backend; add --backend analytical", field="--mode"
+            )
+        if (spec.model is None) == (spec.workload is None):
+            raise InputError("give exactly one of --model NAME or --workload FILE", field="--model/--workload")
+        return spec

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from netsim.config.run import RunSpec
 
-RUN_FIELDS = tuple(f.name for f in fields(RunSpec))
+RUN_FIELDS = tuple(RunSpec.model_fields)
 
 
 class SweepConfig(BaseModel):

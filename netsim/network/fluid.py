@@ -21,6 +21,9 @@ DONE_TIME = 1e-12  # a flow with under a picosecond of transfer left is done
 
 
 class FluidNetwork:
+    """Flows on links with max-min fair rates, driven by a SimPy clock: one solve per timestamp,
+    one completion timer, batched flows that report together, per-link carried bytes."""
+
     def __init__(self, env: simpy.Environment, capacity: np.ndarray, latency: np.ndarray, max_hops: int = 8):
         self.env = env
         self.capacity = capacity

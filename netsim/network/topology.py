@@ -30,6 +30,10 @@ PCIE_BANDWIDTH = 64e9
 
 @dataclass
 class Topology:
+    """A cluster: GPUs, servers, NICs and NVLink domains, the fabric graph (networkx) with link
+    bandwidths (bytes/s) and latencies (s), switch tiers, and the per-step start overhead alpha.
+    Built from a netsim YAML or read from a SimAI topology file; compiled to arrays by routing.py."""
+
     name: str
     gpu: str
     num_gpus: int

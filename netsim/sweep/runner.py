@@ -38,7 +38,7 @@ def run_point(index: int, params: dict) -> dict:
 
     row = {"index": index, "status": "ok", "error": ""}
     try:
-        res = run(RunSpec(**params)).to_dict()
+        res = run(RunSpec.parse(params, where=f"sweep point {index}")).to_dict()
         for k in SUMMARY_FIELDS:
             row[k] = res[k]
         par = res["config"].get("parallelism", {})

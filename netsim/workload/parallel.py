@@ -10,6 +10,9 @@ from netsim.errors import InputError
 
 @dataclass(frozen=True)
 class Parallelism:
+    """The resolved parallel layout of a run: TP x PP x DP (and EP), batch sizes, sequence length,
+    sequence parallelism, distributed optimizer and schedule. Ranks map TP-fastest, then DP, then PP."""
+
     tp: int
     pp: int
     dp: int

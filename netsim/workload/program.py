@@ -18,14 +18,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# Collective operations (lower case, as collectives/ names them).
-ALLREDUCE, ALLGATHER, REDUCESCATTER, ALLTOALL, SENDRECV = (
-    "allreduce",
-    "allgather",
-    "reducescatter",
-    "alltoall",
-    "sendrecv",
-)
+# Operation names, re-exported for the builders.
+from netsim.ops import ALLGATHER as ALLGATHER
+from netsim.ops import ALLREDUCE as ALLREDUCE
+from netsim.ops import ALLTOALL as ALLTOALL
+from netsim.ops import REDUCESCATTER as REDUCESCATTER
+from netsim.ops import SENDRECV as SENDRECV
+
 # Communication groups.
 TP, DP, EP, DP_EP, PP, NO_GROUP = "TP", "DP", "EP", "DP_EP", "PP", "NONE"
 
