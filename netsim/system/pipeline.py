@@ -199,7 +199,10 @@ class PipelineExecutor:
             total=end * 1e6,
         )  # fmt: skip
         par = self.par
-        bd.timeline = {f"stage {i} (rank {rank_of(0, 0, i, par.tp, par.dp)})": s.spans for i, s in enumerate(stats)}
+        bd.timeline = {
+            f"stage {i} (rank {rank_of(0, 0, i, par.tp, par.dp)})": Breakdown.spans_ns(s.spans)
+            for i, s in enumerate(stats)
+        }
         report = self.model.report(end)
         if "compression" in report:
             bd.extra["compression"] = report.pop("compression")

@@ -73,5 +73,10 @@ class Breakdown:
             bubble_us=bubble, exposed_dp_us=dp, exposed_comm_us=comm, **rest,
         )  # fmt: skip
 
+    @staticmethod
+    def spans_ns(spans_s: list) -> list[tuple[str, str, float, float, str]]:
+        """Spans recorded on a SimPy clock (seconds) in the timeline's unit (nanoseconds)."""
+        return [(thread, name, start * 1e9, dur * 1e9, cat) for thread, name, start, dur, cat in spans_s]
+
     def summary(self) -> dict[str, float]:
         return {k: getattr(self, k) for k in SUMMARY_FIELDS}

@@ -110,7 +110,7 @@ class QueueExecutor:
             bubble = (p.pp - 1) * (compute + tp) / max(1, p.ga)
             total += bubble
         bd = Breakdown.from_parts(compute=compute, tp=tp, dp=dp, bubble=bubble, total=total, comm=tp + dp)
-        bd.timeline = {"rank 0 (all ranks in lockstep)": self.spans}
+        bd.timeline = {"rank 0 (all ranks in lockstep)": Breakdown.spans_ns(self.spans)}
         report = self.model.report(self.end)
         comp = report.pop("compression", None)
         bd.extra = report

@@ -2,6 +2,7 @@ import json
 
 import matplotlib.image as mpimg
 import numpy as np
+import pytest
 from click.testing import CliRunner
 from jsonschema import validate
 
@@ -120,3 +121,19 @@ def test_netzip_study_quick(tmp_path):
     assert (df[df.compression == "netzip-in-nic"].reduction > 0).all()
     assert (df[df.compression == "lz4-cpu"].reduction < 0).all()
     assert "netzip-in-nic" in r.output
+
+
+@pytest.mark.parametrize("backend", ["flow", "analytical"])
+def test_trace_ends_at_the_iteration_total(repo, tmp_path, backend):
+    # The trace's time axis is microseconds: its last span must end where the iteration does.
+    trace = tmp_path / "t.json"
+    r = CliRunner().invoke(
+        main,
+        ["run", str(repo / "topologies/hgx_h100_512.yaml"), "--model", "7B", "--backend", backend, "--json",
+         "--trace", str(trace)],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    total = json.loads(r.output.splitlines()[0])["total_us"]
+    events = json.loads(trace.read_text())["traceEvents"]
+    end = max(e["ts"] + e["dur"] for e in events if e["ph"] == "X")
+    assert end == pytest.approx(total, rel=0.01)
