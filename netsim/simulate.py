@@ -12,6 +12,7 @@ from netsim.network.compression import load_codec
 from netsim.network.topology import Topology, load_topology
 from netsim.system import simai_analytical
 from netsim.system.backends import Job, simulate
+from netsim.system.checkpoint import CheckpointPlan
 from netsim.system.result import SUMMARY_FIELDS, Breakdown
 from netsim.workload.aicb import aiob_sections, generate_aicb, timing_from_sections
 from netsim.workload.catalog import resolve_model
@@ -113,6 +114,12 @@ def run(spec: RunSpec) -> RunResult:
         "compression": spec.compression or "none",
     }  # fmt: skip
     job = Job(topo=topo, ideal=spec.network == "ideal", fidelity=spec.fidelity, codec=codec)
+    if spec.checkpoint != "none":
+        job.checkpoint = CheckpointPlan(
+            mode=spec.checkpoint, every=spec.checkpoint_every, replicas=spec.replicas, placement=spec.placement,
+            storage_bandwidth=spec.storage_bandwidth,
+        )  # fmt: skip
+        config["checkpoint"] = asdict(job.checkpoint)
     name = _workload_job(spec, job, config) if spec.workload else _model_job(spec, job, config)
     backend = spec.backend
     if spec.mode == "simai":

@@ -41,6 +41,12 @@ class RunSpec(BaseModel):
     sp: bool | None = None
     schedule: Literal["1f1b", "gpipe"] | None = None
     compression: str | None = None  # profile name or YAML file
+    # GEMINI checkpoints (flow backend): mode, every N iterations, m replicas, placement, remote storage.
+    checkpoint: Literal["none", "blocking", "interleaved"] = "none"
+    checkpoint_every: PositiveInt = 1
+    replicas: PositiveInt = 2
+    placement: Literal["group", "ring"] = "group"
+    storage_bandwidth: Bandwidth = Field(20e9 / 8, gt=0)  # 20 Gbps
 
     @classmethod
     def parse(cls, data: dict[str, Any], where: str = "run") -> RunSpec:
@@ -55,6 +61,10 @@ class RunSpec(BaseModel):
         if spec.backend == "flow" and spec.mode == "simai":
             raise InputError(
                 "--mode simai is a mode of the analytical backend; add --backend analytical", field="--mode"
+            )
+        if spec.checkpoint != "none" and (spec.backend != "flow" or spec.workload is not None):
+            raise InputError(
+                "checkpoint traffic is simulated by the flow backend on a --model run", field="--checkpoint"
             )
         if (spec.model is None) == (spec.workload is None):
             raise InputError("give exactly one of --model NAME or --workload FILE", field="--model/--workload")

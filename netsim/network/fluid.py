@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 import simpy
 
-from netsim.network.maxmin import max_min_rates
+from netsim.network.maxmin import max_min_rates, priority_max_min_rates
 
 DONE_TIME = 1e-12  # a flow with under a picosecond of transfer left is done
 
@@ -39,6 +39,7 @@ class FluidNetwork:
         self.link_bytes = np.zeros(self.L)
         self.solves = 0
         self.flows_started = 0
+        self.prioritised = False  # any background (priority > 0) flow started
         self.listeners: list[Callable[[float], None]] = []  # observers of every re-solve (background traffic)
         # A batch is flows that report once, when the last of them has drained: [left, callback, delay].
         self.batches: dict[int, list] = {}
@@ -53,13 +54,16 @@ class FluidNetwork:
         weight = np.ones(n)
         active = np.zeros(n, dtype=bool)
         batch = np.full(n, -1, dtype=np.int64)
+        prio = np.zeros(n, dtype=np.int64)
         if old is not None:
             paths[:k] = self.paths
             for name in arrays:
                 arrays[name][:k] = getattr(self, name)
             caps[:k], weight[:k], active[:k] = self.caps, self.weight, self.active
             batch[:k] = self.batch
+            prio[:k] = self.prio
         self.batch = batch
+        self.prio = prio
         self.paths = paths
         for name, arr in arrays.items():
             setattr(self, name, arr)
@@ -106,6 +110,7 @@ class FluidNetwork:
         caps: np.ndarray | None = None,
         weights: np.ndarray | None = None,
         on_drain: Callable[[], None] | None = None,
+        priority: int = 0,
     ) -> None:
         """Start flows (rows of `paths`, padded with the dummy link) that report together: on_done
         fires `delay` seconds after the last of them drains."""
@@ -129,6 +134,9 @@ class FluidNetwork:
         self.size[slots] = sizes
         self.caps[slots] = np.inf if caps is None else caps
         self.weight[slots] = 1.0 if weights is None else weights
+        self.prio[slots] = priority
+        if priority:
+            self.prioritised = True
         self.active[slots] = True
         bid = self.next_batch
         self.next_batch += 1
@@ -183,14 +191,22 @@ class FluidNetwork:
             idx = idx[~done]
         self.gen += 1
         if idx.size:
-            self.rate[idx] = max_min_rates(self.paths[idx], self.capacity, self.caps[idx], self.weight[idx])
+            self.rate[idx] = self._rates(idx)
             self.solves += 1
-            eta = (self.remaining[idx] / self.rate[idx]).min()
+            with np.errstate(divide="ignore"):
+                eta = (self.remaining[idx] / self.rate[idx]).min()
             gen = self.gen
             ev = self.env.timeout(max(eta, 0.0))
             ev.callbacks.append(lambda _e, g=gen: self._timer(g))
         for fn in self.listeners:
             fn(self.env.now)
+
+    def _rates(self, idx: np.ndarray) -> np.ndarray:
+        if self.prioritised and self.prio[idx].any():
+            return priority_max_min_rates(
+                self.paths[idx], self.capacity, self.prio[idx], self.caps[idx], self.weight[idx]
+            )
+        return max_min_rates(self.paths[idx], self.capacity, self.caps[idx], self.weight[idx])
 
     def _timer(self, gen: int) -> None:
         if gen == self.gen:

@@ -74,3 +74,24 @@ def max_min_rates(
         load[dummy] = 0.0
         load[np.abs(load) < EPS] = 0.0
     return rate
+
+
+def priority_max_min_rates(
+    paths: np.ndarray, capacity: np.ndarray, priority: np.ndarray, caps: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
+) -> np.ndarray:  # fmt: skip
+    """Strict priority over max-min classes: level 0 shares the links max-min fairly, level 1 shares
+    what level 0 leaves, and so on; a lower level never slows a higher one (802.1Q strict priority)."""
+    F, H = paths.shape
+    rate = np.zeros(F)
+    w = np.ones(F) if weights is None else np.asarray(weights, dtype=float)
+    cap = np.full(F, np.inf) if caps is None else np.asarray(caps, dtype=float)
+    rem = capacity.astype(float).copy()
+    for level in np.unique(priority):
+        sel = np.flatnonzero(priority == level)
+        r = max_min_rates(paths[sel], rem, cap[sel], w[sel])
+        rate[sel] = r
+        rem -= np.bincount(paths[sel].ravel(), weights=np.repeat(r * w[sel], H), minlength=rem.shape[0])
+        np.maximum(rem, 0.0, out=rem)
+        rem[-1] = np.inf
+    return rate

@@ -13,6 +13,7 @@ from netsim.collectives.models import ClosedFormModel, FlowModel
 from netsim.network.compression import NicCodec
 from netsim.network.topology import Topology
 from netsim.system import simai_analytical, timeline
+from netsim.system.checkpoint import CheckpointPlan, CheckpointRun
 from netsim.system.pipeline import PipelineExecutor
 from netsim.system.result import Breakdown
 from netsim.system.simai_queue import QueueExecutor
@@ -37,6 +38,7 @@ class Job:
     codec: NicCodec | None = None
     simai_flags: simai_analytical.ClusterFlags | None = None
     send_lat: float = 0.0  # packet replay: SimAI's AS_SEND_LAT + issue overhead, seconds
+    checkpoint: CheckpointPlan | None = None  # GEMINI checkpoint traffic (flow backend)
 
 
 class Backend(Protocol):
@@ -48,6 +50,9 @@ class FlowBackend:
     queue for workload files."""
 
     def simulate(self, job: Job) -> Breakdown:
+        if job.checkpoint is not None and job.checkpoint.mode != "none":
+            kw = {"ideal": job.ideal, "fidelity": job.fidelity, "codec": job.codec}
+            return CheckpointRun(job.staged, job.par, job.topo, job.checkpoint, **kw).run(job.schedule)
         model = FlowModel(job.topo, ideal=job.ideal, fidelity=job.fidelity, codec=job.codec)
         if job.staged is not None:
             return PipelineExecutor(job.staged.stages, job.par, model, schedule=job.schedule).run()

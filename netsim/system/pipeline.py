@@ -185,12 +185,19 @@ class PipelineExecutor:
         self.recv = {d: [[self.env.event() for _ in range(m)] for _ in range(p)] for d in ("fwd", "bwd")}
         self.sent_at: dict[tuple[str, int, int], float] = {}
 
+    def start(self) -> simpy.Event:
+        """Start every stage's process; the Event succeeds when the last stage has finished."""
+        self.runners = [StageRunner(self, i) for i in range(self.par.pp)]
+        return self.env.all_of([self.env.process(r.process()) for r in self.runners])
+
     def run(self) -> Breakdown:
-        runners = [StageRunner(self, i) for i in range(self.par.pp)]
-        for r in runners:
-            self.env.process(r.process())
+        self.start()
         self.env.run()
-        stats = [r.st for r in runners]
+        return self.result()
+
+    def result(self) -> Breakdown:
+        """The breakdown of the slowest stage, once the clock has run out."""
+        stats = [r.st for r in self.runners]
         end = max(s.end for s in stats)
         k = max(range(len(stats)), key=lambda i: (stats[i].end, -i))
         st = stats[k]

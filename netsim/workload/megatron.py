@@ -250,6 +250,7 @@ def _stage_program(model: ModelConfig, par: Parallelism, gpu: GpuCompute, shape:
         param_allgather=gather,
         send_fwd=Send(pp_bytes, ACTIVATION),
         send_bwd=Send(pp_bytes, ACTIVATION_GRAD),
+        params=total_params,
     )
 
 

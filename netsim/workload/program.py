@@ -117,6 +117,7 @@ class StageProgram:
     param_allgather: Collective | None
     send_fwd: Send | None
     send_bwd: Send | None
+    params: int = 0  # parameters one rank of this stage holds (its TP/PP shard)
 
 
 @dataclass
