@@ -488,6 +488,72 @@ def study_checkpoint(out, failure_rate, instances, replicas, trials, as_json):
     click.echo(f"wrote recovery.csv, reduction.csv, effective_ratio.csv, {', '.join(figures)} to {out_dir}")
 
 
+@study.command("libra")
+@click.option("--out", type=click.Path(file_okay=False), default="sweeps_out/libra", show_default=True)
+@click.option("--loop", type=click.Choice(["no-overlap", "overlap", "fwd-in-bckwd"]), default="fwd-in-bckwd",
+              show_default=True)  # fmt: skip
+@click.option("--budgets", default="100:1000:100", show_default=True, help="GB/s per NPU, LO:HI:STEP")
+def study_libra(out, loop, budgets):
+    """LIBRA's Fig 12-14: 2D/3D/4D x 17B/175B/1T x {EqualBW, PerfOpt, PerfPerCostOpt} over budgets;
+    writes libra.csv and three figures."""
+    from netsim.network.topology import load_topology
+    from netsim.report import libra_study
+    from netsim.resources import TOPOLOGIES, WORKLOADS
+    from netsim.workload.simai_file import read_simai_workload, to_program
+
+    try:
+        lo, hi, step = (float(x) for x in budgets.split(":"))
+        if not (0 < lo <= hi and step > 0):
+            raise ValueError
+    except ValueError:
+        raise InputError(
+            f"expected LO:HI:STEP in GB/s with 0 < LO <= HI, STEP > 0; got {budgets!r}", field="--budgets"
+        ) from None
+    grid = [lo + i * step for i in range(int((hi - lo) // step) + 1)]
+    nets = {f"{d}D": load_topology(TOPOLOGIES / f"libra_{d}d.yaml") for d in (2, 3, 4)}
+    progs = {w: to_program(read_simai_workload(WORKLOADS / "libra" / f"transformer_{w}.txt"))
+             for w in ("17B", "175B", "1T")}  # fmt: skip
+    df = libra_study.study_rows(nets, progs, grid, loop)
+    out_dir = Path(out)
+    figures = libra_study.write_figures(df, out_dir)
+    df.to_csv(out_dir / "libra.csv", index=False)
+    at = 325.0 if 325.0 in grid else grid[len(grid) // 2]
+    click.echo(f"Perf-optimal splits at {at:g} GB/s per NPU ({loop} loop):")
+    for r in libra_study.headline(df, at).itertuples():
+        click.echo(f"  {r.network} {r.workload:>4s}: {r.split_pct:<28s} comm {r.comm_speedup_vs_equal:.2f}x the "
+                   f"equal split, network ${r.cost_usd / 1e6:.2f}M")  # fmt: skip
+    click.echo(f"wrote libra.csv, {', '.join(figures)} to {out_dir}")
+
+
+@study.command("cluster")
+@click.option("--model", default="70B", show_default=True, help="model preset or YAML")
+@click.option("--out", type=click.Path(file_okay=False), default="sweeps_out/cluster", show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--server-cost", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="$ per 8-GPU server to add to the network's cost (0: the network alone, as LIBRA)")  # fmt: skip
+@click.option("--resume", is_flag=True)
+def study_cluster(model, out, workers, server_cost, resume):
+    """Beyond LIBRA: NICs per server x NIC speed x leaf oversubscription on an HGX-like 512-GPU
+    fabric (36 flow runs), iteration time and perf per dollar; writes cluster.csv and a figure."""
+    from netsim.report import cluster_study
+    from netsim.sweep.grid import Point
+    from netsim.sweep.runner import execute
+
+    out_dir = Path(out)
+    knobs = cluster_study.write_topologies(out_dir)
+    points = [Point(index=i, params={"topology": t, "model": model}) for i, t in enumerate(knobs.topology)]
+    results = execute(points, out_dir / "runs", workers=workers, resume=resume)
+    df = cluster_study.finish(knobs, results, server_cost)
+    df.to_csv(out_dir / "cluster.csv", index=False)
+    fig = cluster_study.write_figure(df, model, out_dir, "cluster $" if server_cost else "network $")
+    ok = df[df.status == "ok"]
+    fast, cheap = ok.loc[ok.total_us.idxmin()], ok.loc[ok.perf_per_musd.idxmax()]
+    for label, r in (("fastest", fast), ("best perf per $", cheap)):
+        click.echo(f"{label}: {r.nics} x {r.gbps} Gbps NICs, {r.oversubscription}:1 leaves: {r.total_us / 1e6:.3f} s, "
+                   f"network ${r.network_cost_usd / 1e6:.2f}M, perf/$ {r.perf_per_cost_vs_hgx:.2f}x the 8 x 400 Gbps 1:1 point")  # fmt: skip
+    click.echo(f"wrote cluster.csv and {fig} to {out_dir}")
+
+
 @study.command("netzip")
 @click.option("--out", type=click.Path(file_okay=False), default="sweeps_out/netzip", show_default=True)
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
@@ -649,6 +715,76 @@ def collect(model, steps, mode, seq, batch, seed, out):
     d = run_collect(model, steps, mode, out, seq=seq, batch=batch, seed=seed)
     n = sum(1 for _ in Path(d).rglob("*.pkl"))
     click.echo(f"wrote {n} tensor files to {d} ({model}, {mode}, {steps} steps)")
+
+
+@main.command("cost")
+@click.argument("topology", type=click.Path(dir_okay=False))
+@click.option(
+    "--cost", "cost_file", type=click.Path(dir_okay=False), help="$ per GB/s table (LIBRA's cost.json format)"
+)
+@click.option("--json", "as_json", is_flag=True)
+def cost_cmd(topology, cost_file, as_json):
+    """Network cost of a multi-dimensional TOPOLOGY: $ per NPU per dimension, per NPU and in total."""
+    from netsim.network.cost import load_cost_table, network_cost
+    from netsim.network.topology import load_topology
+    from netsim.optimize.libra import dim_names
+
+    topo = load_topology(topology)
+    c = network_cost(topo, table=load_cost_table(cost_file))
+    if as_json:
+        click.echo(json.dumps({"dims": dim_names(topo), **c}))
+        return
+    for name, d, usd in zip(dim_names(topo), topo.dims, c["per_dim_usd"]):
+        click.echo(f"{name:>8s}  {d[0]:<15s} {d[1]:>4d} NPUs  {d[2] / 1e9:8.2f} GB/s  ${usd:>10,.2f} per NPU")
+    click.echo(f"{topo.num_gpus} NPUs: ${c['per_npu_usd']:,.2f} per NPU, ${c['total_usd']:,.0f} in total")
+
+
+@main.group()
+def optimize() -> None:
+    """Optimise a network's design on the simulator's closed forms (and confirm on the flow model)."""
+
+
+@optimize.command("bandwidth")
+@click.argument("topology", type=click.Path(dir_okay=False))
+@click.option("--model", help="model preset or YAML (pp 1)")
+@click.option("--workload", type=click.Path(dir_okay=False), help="ASTRA-sim 1.0 / SimAI workload file")
+@click.option("--budget", required=True, help='bandwidth per NPU to split, e.g. "325 GB/s"')
+@click.option("--objective", type=click.Choice(["perf", "perf-per-cost"]), default="perf", show_default=True)
+@click.option("--loop", type=click.Choice(["no-overlap", "overlap", "fwd-in-bckwd"]), default="fwd-in-bckwd",
+              show_default=True, help="LIBRA's training loop")  # fmt: skip
+@click.option("--constraint", "constraints", multiple=True, help='e.g. "pod <= 100 GB/s" or "package >= node"')
+@click.option("--sequential", is_flag=True, help="dimensions run one after another (sum), not pipelined (max)")
+@click.option("--confirm", type=click.Choice(["flow"]), help="re-run the best splits on the flow model")
+@click.option("--cost", "cost_file", type=click.Path(dir_okay=False), help="$ per GB/s table")
+@click.option("--json", "as_json", is_flag=True)
+def optimize_bandwidth(topology, model, workload, budget, objective, loop, constraints, sequential, confirm, cost_file,
+                       as_json):  # fmt: skip
+    """LIBRA: the per-dimension split of a bandwidth budget that trains fastest (or per dollar)."""
+    from netsim.optimize.libra import Request
+    from netsim.optimize.libra import optimize as run_opt
+    from netsim.units import parse_bandwidth
+
+    try:
+        b = parse_bandwidth(budget) / 1e9
+    except ValueError as e:
+        raise InputError(str(e), field="--budget") from None
+    req = Request(topology=topology, budget_GBps=b, workload=workload, model=model, objective=objective, loop=loop,
+                  constraints=list(constraints), confirm=confirm, cost_file=cost_file, pipelined=not sequential)  # fmt: skip
+    r = run_opt(req)
+    if as_json:
+        click.echo(json.dumps(r))
+        return
+    click.echo(f"{objective} split of {b:g} GB/s per NPU ({loop} loop, solved in {r['solve_s']:.2f} s):")
+    for name, gb, pct, eq in zip(r["dims"], r["split_GBps"], r["split_pct"], r["equal"]["split_GBps"]):
+        click.echo(f"  {name:>8s} {gb:9.2f} GB/s {pct:6.2f} %   (equal: {eq:.2f})")
+    click.echo(f"iteration {r['time_us'] / 1e3:,.3f} ms, communication {r['comm_us'] / 1e3:,.3f} ms, "
+               f"network ${r['cost_usd']:,.0f} (${r['cost_per_npu_usd']:,.2f} per NPU); "
+               f"{r['speedup_vs_equal']:.3f}x the equal split")  # fmt: skip
+    for row in r.get("confirm", []):
+        click.echo(
+            f"  flow: {row['split']:<26s} {row['flow_us'] / 1e3:10.3f} ms  (closed form "
+            f"{row['closed_form_us'] / 1e3:.3f} pipelined, {row['sequential_us'] / 1e3:.3f} sequential)"
+        )
 
 
 @main.command("models")

@@ -13,8 +13,11 @@ from collections import Counter
 def ring_channels(ranks: list[int], gpus_per_server: int, style: str = "nccl") -> list[list[int]]:
     """Rings of a group. style "simai": SimAI's order; "nccl": every other server's local order
     reversed, so each inter-server hop joins GPUs of the same local index (the same NIC rail),
-    as NCCL's rail-aware ring search (with PXN) achieves on rail-optimized fabrics."""
+    as NCCL's rail-aware ring search (with PXN) achieves on rail-optimized fabrics; "bidirectional":
+    the sorted order both ways round, half the data each (a ring dimension's two directions)."""
     r = sorted(ranks)
+    if style == "bidirectional":
+        return [r, r[:1] + r[1:][::-1]] if len(r) > 2 else [r]
     servers = Counter(x // gpus_per_server for x in r)
     nlocal = max(servers.values())
     nnodes = len(servers)

@@ -143,7 +143,8 @@ class FlowModel:
             self.env, self.fluid, self.net, alpha=alpha, fidelity="chunked" if packet else fidelity, ideal=ideal,
             spray=spray, codec=codec, timing=self.timing,
             # SimAI's packet backend: its own ring order, a new source port per flow, NVLink as links.
-            ring_style="simai" if packet else "nccl", port_policy="flow" if packet else "connection",
+            ring_style="simai" if packet else ("bidirectional" if topo.dims else "nccl"),
+            port_policy="flow" if packet else "connection",
             nvlink_closed_form=not packet,
         )  # fmt: skip
         self.codec = codec

@@ -79,7 +79,27 @@ class SimaiFileSpec(_Strict):
     file: str
 
 
-FabricSpec = Annotated[FatTreeSpec | LeafSpineSpec | RailOptimizedSpec | SimaiFileSpec, Field(discriminator="kind")]
+class DimSpec(_Strict):
+    """One dimension of a multi-dimensional network (LIBRA): `size` NPUs joined by a ring, all-to-all
+    links or a switch, with `bandwidth` per NPU in this dimension (LIBRA's b_d) and a cost tier."""
+
+    kind: Literal["ring", "fully_connected", "switch"]
+    size: PositiveInt
+    bandwidth: Bandwidth = Field(gt=0)
+    latency: Time = 1e-9
+    tier: Literal["tile", "package", "node", "pod"]
+
+
+class MultiDimSpec(_Strict):
+    """LIBRA's multi-dimensional network, innermost dimension first; NPU ids vary fastest in dim 0."""
+
+    kind: Literal["multi_dim"]
+    dims: list[DimSpec] = Field(min_length=1)
+
+
+FabricSpec = Annotated[
+    FatTreeSpec | LeafSpineSpec | RailOptimizedSpec | SimaiFileSpec | MultiDimSpec, Field(discriminator="kind")
+]
 
 
 class TopologyConfig(_Strict):
@@ -97,6 +117,16 @@ class TopologyConfig(_Strict):
     @model_validator(mode="after")
     def _check(self):
         if isinstance(self.fabric, SimaiFileSpec):
+            return self
+        if isinstance(self.fabric, MultiDimSpec):
+            npus = 1
+            for d in self.fabric.dims:
+                npus *= d.size
+            if (self.servers or 0) * self.gpus_per_server != npus:
+                raise ValueError(
+                    f"servers x gpus_per_server must equal the product of the dims' sizes ({npus}), "
+                    f"got {(self.servers or 0) * self.gpus_per_server}"
+                )
             return self
         if self.servers is None:
             raise ValueError("servers is required for this fabric")

@@ -74,6 +74,8 @@ class CompiledNetwork:
     def _route_nodes(self, src: int, dst: int, word3: int) -> list[int]:
         if src == dst:
             return [src]
+        if self.topo.dims:
+            return self._dim_order_nodes(src, dst)
         nvs = self._nvswitch_of.get(src)
         if nvs is not None and nvs == self._nvswitch_of.get(dst):
             return [src, nvs, dst]
@@ -127,10 +129,36 @@ class CompiledNetwork:
             return {u for u in g.neighbors(v) if g.nodes[u].get("kind") == "gpu"}
         return set()
 
+    def _dim_order_nodes(self, src: int, dst: int) -> list[int]:
+        """Dimension-order routing on a multi-dimensional network: correct dim 0 first; rings the
+        shorter way round (ties forward), all-to-all links directly, switches through the line's switch."""
+        g = self.topo.graph
+        path, u, stride = [src], src, 1
+        for d, (kind, n, _bw, _lat, _tier) in enumerate(self.topo.dims):
+            cu, cd = (u // stride) % n, (dst // stride) % n
+            if cu != cd:
+                if kind == "ring":
+                    step = 1 if (cd - cu) % n <= n // 2 else -1
+                    while cu != cd:
+                        cu = (cu + step) % n
+                        u = u + (cu - (u // stride) % n) * stride
+                        path.append(u)
+                else:
+                    v = u + (cd - cu) * stride
+                    if kind == "switch":
+                        path.append(next(w for w in g.neighbors(u) if g.nodes[w].get("dim") == d))
+                    path.append(v)
+                    u = v
+            stride *= n
+        return path
+
     def all_routes(self, src: int, dst: int) -> list[tuple[int, ...]]:
         """Every min-hop up/down path (for packet spraying): all choices at each hop."""
         key = ("all", src, dst)
         if key in self._cache:
+            return self._cache[key]
+        if self.topo.dims:
+            self._cache[key] = [self.route(src, dst, 0)]
             return self._cache[key]
         nvs = self._nvswitch_of.get(src)
         if src == dst:
@@ -223,7 +251,7 @@ def compile_network(topo: Topology) -> CompiledNetwork:
 
 
 def _tier_label(topo: Topology, a: int, b: int, kind: str) -> str:
-    if kind in ("nvlink", "pcie"):
+    if kind in ("nvlink", "pcie") or topo.dims:
         return kind
     ta, tb = topo.switch_tiers.get(a), topo.switch_tiers.get(b)
     if ta is None or tb is None:

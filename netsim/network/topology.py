@@ -18,6 +18,7 @@ from netsim.config.loader import load_model
 from netsim.config.topology import (
     FatTreeSpec,
     LeafSpineSpec,
+    MultiDimSpec,
     RailOptimizedSpec,
     SimaiFileSpec,
     TopologyConfig,
@@ -49,6 +50,9 @@ class Topology:
     description: str = ""
     switch_tiers: dict[int, int] = field(default_factory=dict)
     alpha: float = 2e-6
+    # Multi-dimensional networks (LIBRA): (kind, size, bandwidth per NPU, latency, tier) per dim,
+    # innermost first; NPU ids vary fastest in dim 0.
+    dims: tuple[tuple[str, int, float, float, str], ...] = ()
     cache: dict = field(default_factory=dict, repr=False, compare=False)  # derived facts (paths)
 
     @property
@@ -77,6 +81,19 @@ class Topology:
             if up > 0:
                 worst = max(worst, down / up)
         return worst
+
+    def with_dim_bandwidths(self, bandwidths: list[float]) -> Topology:
+        """A multi-dimensional topology with new per-NPU bandwidths per dimension (a LIBRA split)."""
+        from netsim.config.topology import DimSpec, MultiDimSpec, TopologyConfig
+
+        # Values are already SI floats: construct without re-parsing unit strings.
+        dims = [DimSpec.model_construct(kind=k, size=n, bandwidth=float(bw), latency=lat, tier=t)
+                for (k, n, _b, lat, t), bw in zip(self.dims, bandwidths)]  # fmt: skip
+        cfg = TopologyConfig.model_construct(
+            name=self.name, gpu=self.gpu, servers=self.num_servers, gpus_per_server=self.gpus_per_server,
+            fabric=MultiDimSpec.model_construct(kind="multi_dim", dims=dims), description=self.description,
+        )  # fmt: skip
+        return _build_multi_dim(cfg, cfg.fabric)
 
     def with_nic_bandwidth(self, bandwidth: float) -> Topology:
         """A copy whose NIC links run at `bandwidth` (the `--bandwidth` override)."""
@@ -374,8 +391,57 @@ def is_simai_topology_file(path: str | Path) -> bool:
     return len(head) >= 5 and all(t.isdigit() for t in head[:5])
 
 
+def dim_strides(sizes) -> list[int]:
+    """Rank stride of each dimension (dim 0 fastest)."""
+    out, s = [], 1
+    for n in sizes:
+        out.append(s)
+        s *= n
+    return out
+
+
+def _build_multi_dim(cfg: TopologyConfig, spec: MultiDimSpec) -> Topology:
+    """LIBRA's links per dimension and line of NPUs: a ring of b/2 links (a 2-ring: its two links to
+    one peer, b), all-to-all links of b/(n-1), or a switch with a link of b per NPU."""
+    b = _Builder()
+    sizes = [d.size for d in spec.dims]
+    npus = cfg.servers * cfg.gpus_per_server
+    for r in range(npus):
+        b.node(r, "gpu", server=r // cfg.gpus_per_server)
+    nid = npus
+    for d, (dim, stride) in enumerate(zip(spec.dims, dim_strides(sizes))):
+        n = dim.size
+        for base in (r for r in range(npus) if (r // stride) % n == 0):
+            line = [base + k * stride for k in range(n)]
+            if n < 2:
+                continue
+            if dim.kind == "ring":
+                bw = dim.bandwidth if n == 2 else dim.bandwidth / 2
+                for k in range(n if n > 2 else 1):
+                    b.link(line[k], line[(k + 1) % n], bw, dim.latency, dim.tier)
+            elif dim.kind == "fully_connected":
+                for i, u in enumerate(line):
+                    for v in line[i + 1 :]:
+                        b.link(u, v, dim.bandwidth / (n - 1), dim.latency, dim.tier)
+            else:
+                sw = b.node(nid, "switch", dim=d)
+                nid += 1
+                for u in line:
+                    b.link(u, sw, dim.bandwidth, dim.latency, dim.tier)
+    return Topology(
+        name=cfg.name, gpu=cfg.gpu, num_gpus=npus, gpus_per_server=cfg.gpus_per_server, nics_per_server=1,
+        nic_bandwidth=spec.dims[-1].bandwidth, nvlink_bandwidth=None, nvlink_latency=0.0,
+        hop_latency=max(d.latency for d in spec.dims), graph=b.g, fabric="multi_dim", description=cfg.description,
+        alpha=0.0, dims=tuple((d.kind, d.size, d.bandwidth, d.latency, d.tier) for d in spec.dims),
+    )  # fmt: skip
+
+
 def build_topology(cfg: TopologyConfig, where: str = "", base_dir: Path | None = None) -> Topology:
     spec = cfg.fabric
+    if isinstance(spec, MultiDimSpec):
+        topo = _build_multi_dim(cfg, spec)
+        topo.source = where
+        return topo
     if isinstance(spec, SimaiFileSpec):
         f = Path(spec.file)
         if not f.is_absolute() and base_dir is not None:

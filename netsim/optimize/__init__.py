@@ -1,0 +1,1 @@
+"""Optimisers that call the simulator (or its closed forms) as their objective."""
