@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -17,13 +18,49 @@ def _fail(err: InputError) -> None:
 
 
 class _Group(click.Group):
-    """Turn every InputError into one line on stderr and exit code 2."""
+    """Turn every InputError into one line on stderr and exit code 2; a file the command cannot
+    write likewise; anything else is a netsim bug: one line and exit code 1 (NETSIM_TRACEBACK=1
+    shows the traceback)."""
+
+    def main(self, *args, **kwargs):
+        """click's usage errors keep their usage lines; the last line names the option and the
+        expectation like every other error."""
+        kwargs["standalone_mode"] = False
+        try:
+            rv = super().main(*args, **kwargs)
+        except click.UsageError as e:
+            if e.ctx is not None:
+                click.echo(e.ctx.get_usage(), err=True)
+                click.echo(f"Try '{e.ctx.command_path} -h' for help.", err=True)
+            param = getattr(e, "param", None)
+            hint = "/".join(param.opts) if param is not None and getattr(param, "opts", None) else None
+            plain = isinstance(e, click.BadParameter) and not isinstance(e, click.MissingParameter)
+            msg = e.message if plain else e.format_message()
+            click.echo(f"netsim: error: {hint + ': ' if hint else ''}{msg}", err=True)
+            sys.exit(2)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except InputError as e:
             _fail(e)
+        except UnicodeDecodeError as e:
+            _fail(InputError(f"expected UTF-8 text, found byte 0x{e.object[e.start]:02x} at offset {e.start}"))
+        except OSError as e:  # an output path the user named: missing folder, no permission, disk full
+            where = e.filename or "output"
+            _fail(InputError(f"cannot write ({e.strerror or e})", where=str(where)))
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as e:
+            if os.environ.get("NETSIM_TRACEBACK"):
+                raise
+            click.echo(f"netsim: internal error: {type(e).__name__}: {e} (a bug: please report it with the "
+                       "command; NETSIM_TRACEBACK=1 shows where)", err=True)  # fmt: skip
+            sys.exit(1)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -102,10 +139,15 @@ def _parallel_options(f):
     help="also write EndToEnd.csv, result.json, breakdown.png, timeline.png and utilisation.png here",
 )
 @click.option("--trace", type=click.Path(dir_okay=False), help="write a Chrome/Perfetto trace (JSON)")
-def run(topology, model, workload, as_json, out, trace, **opts):
+@click.option("--force", is_flag=True, help="replace netsim's files in a non-empty --out folder")
+def run(topology, model, workload, as_json, out, trace, force, **opts):
     """Simulate one training iteration on TOPOLOGY and print its time breakdown."""
     from netsim.simulate import RunSpec
     from netsim.simulate import run as run_sim
+
+    if out and Path(out).exists() and any(Path(out).iterdir()) and not force:
+        raise InputError("the output folder is not empty; use --force to replace netsim's files there", where=out,
+                         field="--out")  # fmt: skip
 
     res = run_sim(RunSpec.parse({"topology": topology, "model": model, "workload": workload, **opts}))
     payload = res.to_dict()
@@ -125,18 +167,34 @@ def run(topology, model, workload, as_json, out, trace, **opts):
         click.echo(f"wrote trace {trace} (open in ui.perfetto.dev)")
 
 
+RUN_OUTPUTS = ("EndToEnd.csv", "result.json", "breakdown.png", "timeline.png", "utilisation.png")
+
+
 def _write_run_outputs(res, payload: dict, d: Path, what: str) -> None:
+    """Write into a fresh sibling folder, then move the files in: an interrupted run leaves the
+    previous result whole, and no stale figure of an earlier run stays beside the new one."""
+    import shutil
+    import tempfile
+
     from netsim.report.plots import plot_breakdown, plot_timeline, plot_utilisation
     from netsim.report.simai_csv import format_endtoend_csv
 
     d.mkdir(parents=True, exist_ok=True)
-    (d / "EndToEnd.csv").write_text(format_endtoend_csv(res.breakdown, res.csv_name))
-    (d / "result.json").write_text(json.dumps(payload, indent=1) + "\n")
-    plot_breakdown(payload, f"{what} on {payload['config']['topology']['name']}", d / "breakdown.png")
-    if res.breakdown.timeline:
-        plot_timeline(res.breakdown, d / "timeline.png")
-    if payload.get("link_utilization"):
-        plot_utilisation(payload["link_utilization"], payload.get("busiest_links", []), d / "utilisation.png")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{d.name}.", dir=d.parent))
+    try:
+        (tmp / "EndToEnd.csv").write_text(format_endtoend_csv(res.breakdown, res.csv_name))
+        (tmp / "result.json").write_text(json.dumps(payload, indent=1) + "\n")
+        plot_breakdown(payload, f"{what} on {payload['config']['topology']['name']}", tmp / "breakdown.png")
+        if res.breakdown.timeline:
+            plot_timeline(res.breakdown, tmp / "timeline.png")
+        if payload.get("link_utilization"):
+            plot_utilisation(payload["link_utilization"], payload.get("busiest_links", []), tmp / "utilisation.png")
+        for name in RUN_OUTPUTS:
+            (d / name).unlink(missing_ok=True)
+        for f in tmp.iterdir():
+            os.replace(f, d / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _print_run(res, payload: dict, what: str, mode: str) -> None:
@@ -332,6 +390,9 @@ def plot(results, x, y, hue, col, output):
     """Plot a results table (CSV or Parquet from a sweep)."""
     from netsim.report.plots import plot_results
 
+    formats = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+    if Path(output).suffix.lower() not in formats:
+        raise InputError(f"expected an output file ending in {', '.join(formats)}", where=output, field="-o")
     plot_results(results, x, y, hue, col, output)
     click.echo(f"wrote {output}")
 
@@ -363,12 +424,17 @@ def _parse_sizes(spec: str) -> list[int]:
     try:
         if ":" in spec:
             lo, hi = (parse_size(x) for x in spec.split(":"))
+            if not 0 < lo <= hi:
+                raise ValueError(f"expected LO:HI with 0 < LO <= HI (doubling from LO), got {spec!r}")
             out, s = [], lo
             while s <= hi:
                 out.append(s)
                 s *= 2
             return out
-        return [parse_size(x) for x in spec.split(",")]
+        sizes = [parse_size(x) for x in spec.split(",")]
+        if any(x <= 0 for x in sizes):
+            raise ValueError(f"expected positive sizes, got {spec!r}")
+        return sizes
     except ValueError as e:
         raise InputError(str(e), field="--sizes") from None
 
@@ -406,6 +472,8 @@ def bench_collective_cmd(topology, op, ranks, sizes, algo, fidelity, spray, band
 
     topo = load_run_topology(RunSpec.parse({"topology": topology, "bandwidth": bandwidth}, where="bench-collective"))
     rank_list = _parse_ranks(ranks, topo.num_gpus)
+    if len(rank_list) < 2:
+        raise InputError(f"a collective needs at least 2 ranks; got {len(rank_list)}", field="--ranks")
     if op == "sendrecv" and len(rank_list) != 2:
         raise InputError("sendrecv takes exactly two ranks (src,dst)", field="--ranks")
     stage = None

@@ -67,6 +67,12 @@ def _workload_job(spec: RunSpec, job: Job, config: dict) -> str:
             f"the workload's tp x pp = {w.tp * w.pp} does not divide the topology's {topo.num_gpus} GPUs",
             where=spec.workload,
         )
+    if w.all_gpus and w.all_gpus != topo.num_gpus:
+        raise InputError(
+            f"the workload was made for all_gpus: {w.all_gpus} (its DP byte counts assume that many GPUs), "
+            f"the topology has {topo.num_gpus}; run it on a {w.all_gpus}-GPU topology or regenerate it",
+            where=spec.workload,
+        )
     job.dp = topo.num_gpus // (w.tp * w.pp)
     job.layers = to_program(w)
     config["workload"] = {"file": str(spec.workload), "rows": len(w.rows)}

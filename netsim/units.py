@@ -7,7 +7,15 @@ in IEC 80000-13; a lowercase 'b' is bits, an uppercase 'B' bytes.
 
 from __future__ import annotations
 
+import math
 import re
+
+# Documented limits (README "Inputs"): past them a value is almost surely a typo, and an overflow
+# to inf or a denormal would hang or break the simulation. Bandwidths 1 bps .. 1 Pbps (in bytes/s),
+# times up to one week, sizes up to 1 PiB.
+MIN_BANDWIDTH, MAX_BANDWIDTH = 1.0 / 8, 1e15 / 8
+MAX_TIME = 7 * 86400.0
+MAX_SIZE = 2**50
 
 _NUMBER = r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
 _QTY = re.compile(rf"^\s*{_NUMBER}\s*([A-Za-zµ/]*)\s*$")
@@ -24,7 +32,10 @@ def _split(text: str, kind: str) -> tuple[float, str]:
     m = _QTY.match(text)
     if not m:
         raise ValueError(f"expected a {kind} like {_EXAMPLES[kind]}, got {text!r}")
-    return float(m.group(1)), m.group(2)
+    value = float(m.group(1))
+    if not math.isfinite(value):
+        raise ValueError(f"expected a finite {kind}, got {text!r}")
+    return value, m.group(2)
 
 
 _EXAMPLES = {
@@ -53,6 +64,8 @@ def parse_bandwidth(text: str) -> float:
     out = value * scale / (8.0 if bits else 1.0)
     if out <= 0:
         raise ValueError(f"expected a positive bandwidth, got {text!r}")
+    if not MIN_BANDWIDTH <= out <= MAX_BANDWIDTH:
+        raise ValueError(f"expected a bandwidth between 1 bps and 1 Pbps, got {text!r}")
     return out
 
 
@@ -63,7 +76,10 @@ def parse_time(text: str) -> float:
         raise ValueError(f"expected a time like {_EXAMPLES['time']}, got {text!r}")
     if value < 0:
         raise ValueError(f"expected a non-negative time, got {text!r}")
-    return value * _TIME[unit]
+    out = value * _TIME[unit]
+    if out > MAX_TIME:
+        raise ValueError(f"expected a time of at most a week, got {text!r}")
+    return out
 
 
 def parse_size(text: str | int) -> int:
@@ -71,8 +87,8 @@ def parse_size(text: str | int) -> int:
     if isinstance(text, bool):
         raise ValueError(f"expected a size like {_EXAMPLES['size']}, got {text!r}")
     if isinstance(text, int):
-        if text < 0:
-            raise ValueError(f"expected a non-negative size, got {text!r}")
+        if not 0 <= text <= MAX_SIZE:
+            raise ValueError(f"expected a size between 0 B and 1 PiB, got {text!r}")
         return text
     value, unit = _split(text, "size")
     m = re.fullmatch(r"([kKMGTP]i?|)(B|bytes?)", unit) if unit else None
@@ -84,7 +100,12 @@ def parse_size(text: str | int) -> int:
         raise ValueError(f"expected a size like {_EXAMPLES['size']}, got {text!r}")
     if value < 0:
         raise ValueError(f"expected a non-negative size, got {text!r}")
-    return int(round(value * scale))
+    n = value * scale
+    if n > MAX_SIZE:
+        raise ValueError(f"expected a size of at most 1 PiB, got {text!r}")
+    if n != int(n):
+        raise ValueError(f"expected a whole number of bytes, got {text!r}")
+    return int(n)
 
 
 def format_bandwidth(bytes_per_s: float) -> str:

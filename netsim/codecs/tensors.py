@@ -101,9 +101,20 @@ def _safetensors(path: Path) -> list[np.ndarray]:
 def load(path: Path, dtype: str | None = None) -> tuple[np.ndarray, bytes]:
     """(bf16 bit patterns of every bf16 tensor in the file, concatenated; the file's raw bytes for
     the artifact's `original` row, or the elements' bytes for formats other than pickles)."""
+    if path.suffix not in SUFFIXES:
+        raise InputError(f"not a tensor file; expected one of {', '.join(SUFFIXES)}", where=str(path))
+    try:
+        return _load(path, dtype)
+    except InputError:
+        raise
+    except Exception as e:  # numpy, pickle and torch raise many kinds on a file that is not theirs
+        raise InputError(f"cannot read as {path.suffix} tensors ({type(e).__name__}: {e})", where=str(path)) from None
+
+
+def _load(path: Path, dtype: str | None) -> tuple[np.ndarray, bytes]:
     suffix = path.suffix
     if suffix == ".npy":
-        a = np.load(path)
+        a = np.load(path, allow_pickle=False)
         if dtype == "bf16":
             if a.dtype != np.uint16:
                 raise InputError(f"--dtype bf16 expects uint16 bit patterns, got {a.dtype}", where=str(path))

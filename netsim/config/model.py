@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# Counts are strict integers (YAML's `true` is not 1) with documented upper bounds: past them a value
+# is a typo and would only exhaust memory (README "Inputs: limits").
+PositiveInt = Annotated[int, Field(strict=True, gt=0)]
+MAX_LAYERS, MAX_HIDDEN, MAX_SEQ, MAX_VOCAB = 10_000, 1 << 20, 1 << 24, 1 << 24
 
 
 class ParallelismConfig(BaseModel):
@@ -47,6 +54,12 @@ class ModelConfig(BaseModel):
     def _check(self):
         if self.kv_heads is not None and self.heads % self.kv_heads:
             raise ValueError(f"heads ({self.heads}) must be a multiple of kv_heads ({self.kv_heads})")
+        if self.hidden % self.heads:
+            raise ValueError(f"hidden ({self.hidden}) must be a multiple of heads ({self.heads})")
+        for key, value, top in (("layers", self.layers, MAX_LAYERS), ("hidden", self.hidden, MAX_HIDDEN),
+                                ("seq", self.seq, MAX_SEQ), ("vocab", self.vocab, MAX_VOCAB)):  # fmt: skip
+            if value > top:
+                raise ValueError(f"{key} = {value} is above netsim's limit of {top}")
         return self
 
     @property

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from netsim.config.quantities import Bandwidth, Time
+
+# Strict integer counts (YAML's `true` is not 1) and the documented size limits of a topology.
+PositiveInt = Annotated[int, Field(strict=True, gt=0)]
+MAX_SERVERS, MAX_GPUS_PER_SERVER, MAX_GPUS = 1 << 17, 64, 1 << 20
 
 
 class _Strict(BaseModel):
@@ -36,9 +40,9 @@ class FatTreeSpec(_Strict):
     """
 
     kind: Literal["fat_tree"]
-    k: PositiveInt
+    k: PositiveInt = Field(le=256)
     pods: PositiveInt | None = None
-    oversubscription: float = Field(1.0, ge=1.0)
+    oversubscription: float = Field(1.0, ge=1.0, le=1024.0, allow_inf_nan=False)
     link_bandwidth: Bandwidth | None = None
     latency: Time = 500e-9
 
@@ -107,7 +111,7 @@ class TopologyConfig(_Strict):
     description: str = ""
     gpu: str = "H100"
     servers: PositiveInt | None = None
-    gpus_per_server: PositiveInt = 1
+    gpus_per_server: PositiveInt = Field(1, le=MAX_GPUS_PER_SERVER)
     nvlink: NvlinkSpec | None = None
     nic: NicSpec | None = None
     fabric: FabricSpec
@@ -118,6 +122,17 @@ class TopologyConfig(_Strict):
     def _check(self):
         if isinstance(self.fabric, SimaiFileSpec):
             return self
+        if (self.servers or 0) > MAX_SERVERS or (self.servers or 0) * self.gpus_per_server > MAX_GPUS:
+            raise ValueError(
+                f"{self.servers} servers x {self.gpus_per_server} GPUs is above netsim's limits "
+                f"({MAX_SERVERS} servers, {MAX_GPUS} GPUs)"
+            )
+        if isinstance(self.fabric, FatTreeSpec):
+            k = self.fabric.k
+            ports = (self.fabric.pods or k) * (k // 2) ** 2
+            hosts = (self.servers or 0) * (self.nic.count if self.nic else 1)
+            if hosts > ports:
+                raise ValueError(f"{hosts} NIC ports do not fit a k={k} fat-tree ({ports} host ports at most)")
         if isinstance(self.fabric, MultiDimSpec):
             npus = 1
             for d in self.fabric.dims:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from netsim.errors import InputError
+from netsim.errors import InputError, read_text
 from netsim.network.topology import Topology
 from netsim.resources import CALIBRATION
 
@@ -18,9 +18,7 @@ DEFAULT_COST = CALIBRATION / "network_cost" / "libra.json"
 def load_cost_table(path: str | Path | None = None) -> dict[str, dict[str, float]]:
     p = Path(path) if path else DEFAULT_COST
     try:
-        data = json.loads(p.read_text())
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"cannot read ({e})", where=str(p)) from None
+        data = json.loads(read_text(p, "cost table"))
     except json.JSONDecodeError as e:
         raise InputError(f"invalid JSON ({e.msg})", where=f"{p}:{e.lineno}") from None
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):

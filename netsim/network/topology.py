@@ -23,7 +23,7 @@ from netsim.config.topology import (
     SimaiFileSpec,
     TopologyConfig,
 )
-from netsim.errors import InputError
+from netsim.errors import InputError, read_text
 
 # PCIe Gen5 x16 per direction; links a GPU to a NIC it does not own alone.
 PCIE_BANDWIDTH = 64e9
@@ -305,10 +305,7 @@ def _simai_link(b: _Builder, ln: str, err, total: int, G: int, nvs_ids: set, fou
 def read_simai_topology(path: str | Path, name: str | None = None, alpha: float = 2e-6) -> Topology:
     """Parse SimAI's topology file format (ns3/common.h SetupNetwork; reference/simai.md section 3)."""
     p = Path(path)
-    try:
-        lines = [ln for ln in p.read_text().splitlines()]
-    except OSError as e:
-        raise InputError(f"cannot read ({e.strerror})", where=str(path)) from None
+    lines = read_text(p, "SimAI topology file").splitlines()
 
     def err(lineno: int, msg: str) -> InputError:
         return InputError(msg, where=f"{path}:{lineno}")
@@ -384,9 +381,9 @@ def _check_connected(topo: Topology, where: str) -> None:
 
 def is_simai_topology_file(path: str | Path) -> bool:
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             head = f.readline().split()
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         return False
     return len(head) >= 5 and all(t.isdigit() for t in head[:5])
 

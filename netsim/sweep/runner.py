@@ -8,6 +8,8 @@ point order and saved as Parquet too, so results do not depend on worker count o
 from __future__ import annotations
 
 import csv
+import io
+import json
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from netsim.errors import InputError
+from netsim.errors import InputError, read_text
 from netsim.sweep.grid import Point
 from netsim.system.result import SUMMARY_FIELDS
 
@@ -64,18 +66,17 @@ def read_done(path: Path, cols: list[str]) -> dict[str, dict]:
     if not path.exists():
         return {}
     done = {}
-    with open(path, newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if header is None:
-            return {}
-        if header != cols:
-            raise InputError("results.csv was written by a different sweep (its columns differ)", where=str(path))
-        for rec in reader:
-            if len(rec) != len(cols):
-                continue
-            row = dict(zip(cols, rec))
-            done[row["run_id"]] = row
+    reader = csv.reader(io.StringIO(read_text(path, "results table"), newline=""))
+    header = next(reader, None)
+    if header is None:
+        return {}
+    if header != cols:
+        raise InputError("results.csv was written by a different sweep (its columns differ)", where=str(path))
+    for rec in reader:
+        if len(rec) != len(cols):
+            continue
+        row = dict(zip(cols, rec))
+        done[row["run_id"]] = row
     return done
 
 
@@ -95,12 +96,25 @@ def execute(
         raise InputError(
             "results already exist; use --resume to finish them or choose another --out", where=str(csv_path)
         )
+    identity = out / "sweep_points.json"
+    ids = [p.run_id for p in points]
+    if resume and identity.exists():
+        try:
+            previous = json.loads(read_text(identity, "sweep identity"))
+        except json.JSONDecodeError:
+            previous = None
+        if previous != ids:
+            raise InputError(
+                "these results belong to a different sweep (its points differ); choose another --out",
+                where=str(out),
+            )
     done = read_done(csv_path, cols) if resume else {}
     if resume and done:
         _rewrite(csv_path, cols, list(done.values()))  # drop any torn line before appending
     todo = [p for p in points if p.run_id not in done]
     by_index = {p.index: p for p in points}
     new_file = not csv_path.exists()
+    identity.write_text(json.dumps(ids))
     with open(csv_path, "a", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
         if new_file:
@@ -134,10 +148,25 @@ def _results(todo: list[Point], workers: int, dask: str | None):
         for p in todo:
             yield run_point(p.index, p.params)
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with ProcessPoolExecutor(max_workers=workers, initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
             futs = [pool.submit(run_point, p.index, p.params) for p in todo]
             for fut in as_completed(futs):
                 yield fut.result()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Pool worker start-up: a thread that ends the worker once its parent is gone (a killed sweep
+    must not leave simulations running)."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent:
+                os._exit(1)
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def _dask_results(todo: list[Point], workers: int, address: str):

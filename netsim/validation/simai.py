@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from netsim.errors import InputError
+from netsim.errors import InputError, read_text
 from netsim.report.simai_csv import format_endtoend_csv
 from netsim.system import simai_analytical
 from netsim.system.backends import Job, simulate
@@ -40,11 +40,8 @@ def rel_err(got: float, expected: float) -> float:
 
 
 def load_manifest(path: str | Path) -> dict:
-    p = Path(path)
     try:
-        data = json.loads(p.read_text())
-    except OSError as e:
-        raise InputError(f"cannot read ({e.strerror})", where=str(path)) from None
+        data = json.loads(read_text(path, "manifest"))
     except json.JSONDecodeError as e:
         raise InputError(f"invalid JSON ({e.msg})", where=f"{path}:{e.lineno}") from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:

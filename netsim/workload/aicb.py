@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from netsim.config.model import ModelConfig
-from netsim.errors import InputError
+from netsim.errors import InputError, read_text
 from netsim.workload.compute import GpuCompute
 from netsim.workload.parallel import Parallelism
 from netsim.workload.program import GRADIENT, PARAMETER
@@ -123,10 +123,7 @@ _NUM = r"([0-9]+(?:\.[0-9]*)?)"
 
 def read_aiob_timing(path: str | Path, recompute: bool = False) -> AiobTiming:
     """Parse an AIOB timing file (section 5.2)."""
-    try:
-        lines = Path(path).read_text().splitlines()
-    except OSError as e:
-        raise InputError(f"cannot read ({e.strerror})", where=str(path)) from None
+    lines = read_text(path, "AIOB timing file").splitlines()
 
     def entries():
         section = None
@@ -139,7 +136,14 @@ def read_aiob_timing(path: str | Path, recompute: bool = False) -> AiobTiming:
             if section and (avg or mn):
                 yield section, float(avg.group(1)) if avg else None, float(mn.group(1)) if mn else None
 
-    return _timing(entries(), recompute)
+    found = list(entries())
+    if not found:
+        raise InputError(
+            "no AIOB timing entries found (expected 'section:' lines followed by 'time_gpu_avg: N' or "
+            "'time_gpu_min: N'); without them every compute column would be 0",
+            where=str(path),
+        )
+    return _timing(iter(found), recompute)
 
 
 def _row(name, fc, fo, fb, ic, io, ib, wc, wo, wb, **meta) -> Row:

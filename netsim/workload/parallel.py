@@ -50,6 +50,8 @@ def resolve_parallelism(
                 explicit_dp = True
     cfg = ParallelismConfig.model_validate(base)
     tp, pp = cfg.tp, cfg.pp
+    if pp > model.layers:
+        raise InputError(f"pp={pp} is more pipeline stages than the model's {model.layers} layers", field=where)
     if explicit_dp:
         dp = cfg.dp
         if tp * pp * dp != gpus:

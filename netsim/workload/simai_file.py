@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from netsim.errors import InputError
+from netsim.errors import InputError, read_text
 from netsim.workload.program import (
     ALLGATHER,
     ALLREDUCE,
@@ -155,11 +155,7 @@ def _parse_row(line: str, where: str) -> Row:
 
 
 def read_simai_workload(path: str | Path) -> Workload:
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as e:
-        raise InputError(f"cannot read ({e.strerror})", where=str(path)) from None
+    text = read_text(path, "workload file")
     return parse_simai_workload(text, where=str(path))
 
 

@@ -95,3 +95,21 @@ def test_refuses_to_overwrite(repo, tmp_path):
     execute(pts, tmp_path)
     with pytest.raises(InputError, match="--resume"):
         execute(pts, tmp_path)
+
+
+def test_resume_refuses_another_sweeps_results(repo, tmp_path):
+    execute(expand(cfg(repo, base={"topology": str(repo / "topologies/dcn_512.yaml"), "model": "7B",
+                                   "backend": "analytical"})), tmp_path)  # fmt: skip
+    other = expand(cfg(repo, base={"topology": str(repo / "topologies/dcn_512.yaml"), "model": "13B",
+                                   "backend": "analytical"}))  # fmt: skip
+    with pytest.raises(InputError, match="different sweep"):
+        execute(other, tmp_path, resume=True)
+
+
+def test_pool_workers_exit_with_their_parent():
+    # A worker whose parent has gone ends itself: here a child process plays the worker for a
+    # parent pid that is not its own, and must exit within a second or two.
+    code = "from netsim.sweep.runner import _exit_with_parent; import time; _exit_with_parent(1); time.sleep(30)"
+    t0 = time.time()
+    p = subprocess.run([sys.executable, "-c", code], timeout=20)
+    assert p.returncode == 1 and time.time() - t0 < 10
