@@ -20,6 +20,7 @@ import numpy as np
 import simpy
 
 from netsim.collectives.closed_form import SENDRECV, bus_factor, collective_time, steps
+from netsim.collectives.multidim import collective_ns, dim_traffic
 from netsim.collectives.placement import GroupPlacement, place_group
 from netsim.collectives.runner import CollectiveEngine
 from netsim.network.compression import NicCodec
@@ -74,7 +75,11 @@ class ClosedFormModel:
         return g
 
     def time_ns(self, op: str, g: GroupPlacement, size: float, traffic: str = "default", kind: str = "DP") -> float:
-        """One collective's time on placement `g`; NVLink-only groups are never compressed."""
+        """One collective's time on placement `g`; NVLink-only groups are never compressed. On a
+        multi-dimensional topology: LIBRA's hierarchical closed form (dimensions pipelined)."""
+        if g.dims and op != SENDRECV:
+            bws = np.array([d[2] / 1e9 for d in self.topo.dims])
+            return collective_ns(dim_traffic(op, size, list(g.dims), len(bws)), bws)
         if self.codec is None or g.servers <= 1:
             return collective_time(op, g.n, size, g.bandwidth, g.step_latency) * 1e9
         return self._compressed_s(op, g, size, traffic, kind) * 1e9

@@ -23,6 +23,8 @@ class GroupPlacement:
     servers: int
     bandwidth: float  # bytes/s per rank, the ring's bottleneck
     step_latency: float  # seconds: start overhead + the slowest ring edge's path latency
+    # Multi-dimensional topologies: (dim, members in that dim) the group spans, innermost first.
+    dims: tuple[tuple[int, int], ...] = ()
 
 
 def _path_latency(topo: Topology, a: int, b: int) -> float:
@@ -40,8 +42,24 @@ def _latencies_from(topo: Topology, src: int) -> dict:
     return topo.cache[key]
 
 
+def _spanned_dims(topo: Topology, ranks: list[int]) -> tuple[tuple[int, int], ...]:
+    out, stride = [], 1
+    for d, (_kind, size, _bw, _lat, _tier) in enumerate(topo.dims):
+        members = len({(r // stride) % size for r in ranks})
+        if members > 1:
+            out.append((d, members))
+        stride *= size
+    return tuple(out)
+
+
 def place_group(topo: Topology, ranks: list[int]) -> GroupPlacement:
     n = len(ranks)
+    if topo.dims:  # per-dimension bandwidths price it (collectives/multidim.py); no NIC sharing
+        spanned = _spanned_dims(topo, ranks)
+        bw = min((topo.dims[d][2] for d, _m in spanned), default=float("inf"))
+        lat = sum(topo.dims[d][3] for d, _m in spanned)
+        return GroupPlacement(n=n, ranks_per_server=1, servers=n, bandwidth=bw, step_latency=topo.alpha + lat,
+                              dims=spanned)  # fmt: skip
     servers = len({topo.server_of(r) for r in ranks})
     k = max(1, n // servers)
     nic_per_rank = topo.nic_bandwidth_per_gpu()

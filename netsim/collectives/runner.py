@@ -18,6 +18,7 @@ import numpy as np
 
 from netsim.collectives.algorithms import double_binary_tree, ring_channels, server_groups, tree_depth
 from netsim.collectives.closed_form import ALLGATHER, ALLREDUCE, ALLTOALL, REDUCESCATTER, SENDRECV
+from netsim.collectives.multidim import hierarchical_phases
 from netsim.network.compression import NicCodec
 from netsim.network.fluid import FluidNetwork
 from netsim.network.packet_timing import PacketTiming
@@ -181,6 +182,17 @@ class CollectiveEngine:
         if self.nvlink_closed_form and op != SENDRECV and self._all_intra_server(groups) and self.timing is None:
             self._after(self._nvlink_time(op, len(groups[0]), size), on_done)
             return
+        if self.net.topo.dims and op in (ALLREDUCE, ALLGATHER, REDUCESCATTER):
+            self._dimension_phases(op, groups, size, on_done, traffic, kind)
+            return
+        self._run_flat(op, groups, size, on_done, algo, traffic, kind)
+
+    def _run_flat(self, op, groups, size, on_done, algo="ring", traffic="default", kind="DP") -> None:
+        """One level of algorithm: batched rings, batched pairs, or per-group algorithms."""
+        groups = [g for g in groups if len(g) > 1 or op == SENDRECV]
+        if not groups or size <= 0:
+            self._after(0.0, on_done)
+            return
         batchable = self.timing is None
         if (
             op in (ALLREDUCE, ALLGATHER, REDUCESCATTER)
@@ -196,6 +208,30 @@ class CollectiveEngine:
         join = Join(len(groups), on_done)
         for g in groups:
             self._one(op, g, size, join, algo, traffic, kind)
+
+    def _dimension_phases(self, op, groups, size, on_done, traffic, kind) -> None:
+        """A multi-dimensional network's hierarchical collective (collectives/multidim.py): per
+        dimension a ring (ring and switch dimensions) or a direct exchange (fully connected), every
+        group's phase at once, one phase after another."""
+        sizes = [d[1] for d in self.net.topo.dims]
+        kinds = [d[0] for d in self.net.topo.dims]
+        # SimAI's all-gather size is the gathered buffer; the hierarchy takes one member's share.
+        per = [hierarchical_phases(op, size / len(g) if op == ALLGATHER else size, g, sizes) for g in groups]
+        phases = []
+        for i in range(len(per[0])):
+            p_op, _subs, p_size, d = per[0][i]
+            phases.append(
+                (ALLTOALL if kinds[d] == "fully_connected" else p_op, [s for p in per for s in p[i][1]], p_size)
+            )
+
+        def step(i: int) -> None:
+            if i == len(phases):
+                on_done()
+                return
+            p_op, subs, p_size = phases[i]
+            self._run_flat(p_op, subs, p_size, lambda: step(i + 1), traffic=traffic, kind=kind)
+
+        step(0)
 
     def _all_intra_server(self, groups) -> bool:
         g = self.gps

@@ -168,3 +168,24 @@ def test_cluster_study_knobs_and_cost(tmp_path):
     for over in (1, 2, 4):
         f = knobs[(knobs.nics == 4) & (knobs.gbps == 200) & (knobs.oversubscription == over)].topology.iloc[0]
         assert load_topology(f).leaf_oversubscription() == pytest.approx(over)
+
+
+def test_run_prices_multidim_collectives(tmp_path):
+    # One MP all-reduce of S over 16 NPUs on [2, 8, 8, 8] at 81.25 GB/s per dimension: LIBRA's
+    # traffic is 2 S (1/2) on the 2-ring and 2 (S/2)(7/8) on the fully-connected dimension. The
+    # analytical backend takes the slower (pipelined), the flow backend runs them in sequence.
+    repo = Path(__file__).resolve().parents[2]
+    S = 2**28
+    (tmp_path / "w.txt").write_text(
+        "HYBRID_TRANSFORMER_FWD_IN_BCKWD\tmodel_parallel_NPU_group: 16\n1\n"
+        f"l\t-1\t1\tALLREDUCE\t{S}\t1\tNONE\t0\t1\tNONE\t0\t10\n"
+    )
+    bw = 81.25
+    out = {}
+    for backend in ("analytical", "flow"):
+        r = CliRunner().invoke(main, ["run", str(repo / "topologies/libra_4d.yaml"), "--workload",
+                                      str(tmp_path / "w.txt"), "--backend", backend, "--json"])  # fmt: skip
+        assert r.exit_code == 0, r.output
+        out[backend] = json.loads(r.output)["exposed_tp_us"]
+    assert out["analytical"] == pytest.approx(max(S, 2 * (S / 2) * 7 / 8) / bw / 1e3, rel=1e-6)
+    assert out["flow"] == pytest.approx((S + 2 * (S / 2) * 7 / 8) / bw / 1e3, rel=1e-3)
