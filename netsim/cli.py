@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from netsim.errors import InputError
+from netsim.report import json_out
 
 
 def _fail(err: InputError) -> None:
@@ -158,7 +159,7 @@ def run(topology, model, workload, as_json, out, trace, force, **opts):
 
         write_trace(res.breakdown, trace)
     if as_json:
-        click.echo(json.dumps(payload))
+        click.echo(json_out.dumps(payload, json_out.RUN_SCHEMA))
         return
     _print_run(res, payload, model or workload, opts["mode"])
     if out:
@@ -183,7 +184,7 @@ def _write_run_outputs(res, payload: dict, d: Path, what: str) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{d.name}.", dir=d.parent))
     try:
         (tmp / "EndToEnd.csv").write_text(format_endtoend_csv(res.breakdown, res.csv_name))
-        (tmp / "result.json").write_text(json.dumps(payload, indent=1) + "\n")
+        (tmp / "result.json").write_text(json_out.dumps(payload, json_out.RUN_SCHEMA, indent=1) + "\n")
         plot_breakdown(payload, f"{what} on {payload['config']['topology']['name']}", tmp / "breakdown.png")
         if res.breakdown.timeline:
             plot_timeline(res.breakdown, tmp / "timeline.png")
@@ -273,7 +274,7 @@ def validate_simai(manifest, as_json, tolerance, compare_flow):
     rows = run_validation(manifest)
     ok = passed(rows, tolerance)
     if as_json:
-        click.echo(json.dumps([r.to_dict() for r in rows]))
+        click.echo(json_out.dumps([r.to_dict() for r in rows]))
     else:
         t = Table(title=f"netsim vs SimAI ({manifest})", title_justify="left")
         for col in ("case", "Gbps", "field", "expected (us)", "netsim (us)", "rel err"):
@@ -488,11 +489,14 @@ def bench_collective_cmd(topology, op, ranks, sizes, algo, fidelity, spray, band
         for s in _parse_sizes(sizes)
     ]
     if as_json:
-        click.echo(
-            json.dumps(
-                [{k: r[k] for k in ("op", "ranks", "bytes", "time_us", "algbw_GBps", "busbw_GBps")} for r in rows]
-            )
-        )
+        keep = ("op", "ranks", "bytes", "time_us", "algbw_GBps", "busbw_GBps")
+        out = {
+            "topology": topo.name,
+            "algorithm": algo,
+            "fidelity": fidelity,
+            "rows": [{k: r[k] for k in keep} for r in rows],
+        }
+        click.echo(json_out.dumps(out, json_out.BENCH_SCHEMA))
         return
     t = Table(title=f"{op} over {len(rank_list)} ranks on {topo.name} ({algo}, {fidelity})", title_justify="left")
     for col in ("size (B)", "time (us)", "algbw (GB/s)", "busbw (GB/s)"):

@@ -283,10 +283,19 @@ def _simai_link(b: _Builder, ln: str, err, total: int, G: int, nvs_ids: set, fou
         raise err(f"expected a delay like 0.0005ms, got {tok[3]!r}")
     if not (0 <= a < total and 0 <= c < total):
         raise err(f"node id out of range 0..{total - 1}")
-    bw = float(mr.group(1)) * _RATE_SCALE[mr.group(2)] / 8
-    lat = float(md.group(1)) * _DELAY_SCALE[md.group(2)]
-    if bw <= 0:
-        raise err("expected a positive rate")
+    try:
+        bw = float(mr.group(1)) * _RATE_SCALE[mr.group(2)] / 8
+        lat = float(md.group(1)) * _DELAY_SCALE[md.group(2)]
+    except ValueError:
+        raise err(f"expected numbers in the rate and delay, got {tok[2]!r} and {tok[3]!r}") from None
+    if not 0 < bw < float("inf"):
+        raise err(f"expected a positive, finite rate, got {tok[2]!r}")
+    if not 0 <= lat < float("inf"):
+        raise err(f"expected a non-negative delay, got {tok[3]!r}")
+    if a == c:
+        raise err(f"a link from node {a} to itself")
+    if a < G and c < G:
+        raise err(f"a direct GPU-to-GPU link ({a}-{c}); SimAI links GPUs through NVSwitches and switches")
     gpu_end = a < G or c < G
     other = c if a < G else a
     if gpu_end and other in nvs_ids:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -118,3 +119,24 @@ def test_generated_topologies_fail_cleanly(tmp_path_factory, muts):
         load_topology(f)
     except InputError as e:
         assert str(f) in str(e)
+
+
+@pytest.mark.parametrize(
+    "field, value, needle",
+    [(3, "-0.0005ms", "non-negative delay"), (2, "0Gbps", "positive"), (2, "fastGbps", "rate like"),
+     (2, "2.8.8Gbps", "numbers"), (0, "99999", "out of range")],
+)  # fmt: skip
+def test_simai_topology_file_checks(tmp_path, field, value, needle):
+    from netsim.errors import InputError
+    from netsim.network.topology import read_simai_topology
+
+    src = REPO.parent / "shared/simai/ns3/ns3_ar16_dcn_1to1/topology.txt"
+    if not src.exists():
+        pytest.skip("needs ../shared")
+    lines = src.read_text().splitlines()
+    tok = lines[2].split()
+    tok[field] = value
+    lines[2] = " ".join(tok)
+    (tmp_path / "t.txt").write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError, match=needle):
+        read_simai_topology(tmp_path / "t.txt")
