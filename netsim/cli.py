@@ -626,6 +626,55 @@ def study_cluster(model, out, workers, server_cost, resume):
     click.echo(f"wrote cluster.csv and {fig} to {out_dir}")
 
 
+@study.command("breakeven")
+@click.argument("topology", type=click.Path(dir_okay=False))
+@click.option("--model", required=True, help="model preset or YAML")
+@click.option("--codec", "codec", default="lz4-gpu", show_default=True, help="compression profile name or YAML")
+@click.option(
+    "--ratio", type=click.FloatRange(min=0, max=1, min_open=True), help="ratio for (b) and (c) (default: the codec's)"
+)
+@click.option("--out", type=click.Path(file_okay=False), default="sweeps_out/breakeven", show_default=True)
+@click.option("--no-confirm", is_flag=True, help="skip the flow-model checks at the boundaries")
+@click.option("--json", "as_json", is_flag=True)
+@_parallel_options
+def study_breakeven(topology, model, codec, ratio, out, no_confirm, as_json, **par_opts):
+    """When does compressing pay? Break-even ratio, codec throughput and link bandwidth for a workload
+    and network, per traffic class; boundaries confirmed on the flow model; heat maps per placement."""
+    from netsim.config.compression import load_profile
+    from netsim.optimize.breakeven import study
+    from netsim.report.breakeven_plot import plot_heat_maps
+    from netsim.simulate import RunSpec, load_run_topology, resolve_training
+    from netsim.workload.compute import gpu_compute
+    from netsim.workload.megatron import build_megatron
+
+    topo = load_run_topology(RunSpec.parse({"topology": topology}, where="study breakeven"))
+    m, par = resolve_training(model, topo.num_gpus, par_opts)
+    prof = load_profile(codec)
+    if prof.placement == "none":
+        raise InputError("the codec has placement none: nothing to break even", field="--codec")
+    r = study(topo, build_megatron(m, par, gpu_compute(topo.gpu)), par, prof, ratio, confirm=not no_confirm)
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plot_heat_maps(r["heat_maps"], r["link_GBps"], prof.decompress_throughput / prof.compress_throughput,
+                   f"{m.name} on {topo.name}: iteration time vs codec ratio and throughput", out_dir / "breakeven.png")  # fmt: skip
+    (out_dir / "breakeven.json").write_text(json_out.dumps(r, indent=1))
+    if as_json:
+        click.echo(json_out.dumps({k: v for k, v in r.items() if k != "heat_maps"}))
+        return
+    click.echo(f"{prof.name} ({prof.placement}) on {topo.name}, {r['link_GBps']:g} GB/s per GPU; {m.name} iteration "
+               f"{r['baseline_us'] / 1e3:,.1f} ms, with the codec {r['with_codec_us'] / 1e3:,.1f} ms")  # fmt: skip
+    click.echo(f"(a) pays below ratio {r['ratio_breakeven']:.3f};  (b) at ratio {r['ratio']:.3f} it needs "
+               f"{r['throughput_breakeven_GBps']:.1f} GB/s;  (c) stops paying above {r['bandwidth_breakeven_Gbps']:.0f} Gbps")  # fmt: skip
+    for cls, c in r["per_class"].items():
+        click.echo(f"(d) {cls:<16s} {c['bytes_per_iteration'] / 1e9:9.2f} GB  break-even {c['ratio_breakeven']:.3f} "
+                   f"(its {c['largest_collective']}), codec ratio {c['codec_ratio']:.3f}: "
+                   f"{'worth it' if c['worth_compressing'] else 'not worth it'}, iteration {c['iteration_change_pct']:+.2f} %")  # fmt: skip
+    ok = sum(row["confirmed"] for row in r.get("confirm", []))
+    if "confirm" in r:
+        click.echo(f"flow model at the boundaries: {ok}/{len(r['confirm'])} confirmed")
+    click.echo(f"wrote breakeven.json and breakeven.png to {out_dir}")
+
+
 @study.command("netzip")
 @click.option("--out", type=click.Path(file_okay=False), default="sweeps_out/netzip", show_default=True)
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
