@@ -44,6 +44,14 @@ def test_mixed_placement_when_m_does_not_divide_n():
     assert sorted(x for p in peers[4:] for x in p) == [4, 5, 6]  # ... and a ring over the last 3
 
 
+def test_wasted_time_per_failure():
+    # GEMINI's example: MT-NLG 530B checkpoints in 42 min at 20 Gbps, every 42 min at best, and
+    # retrieves in 42 min: wasted = 42 + 42/2 + 42 minutes.
+    from netsim.system.failures import wasted_time_per_failure
+
+    assert wasted_time_per_failure(42.0, 1 / 42.0, 42.0) == pytest.approx(105.0)
+
+
 def test_checkpoint_time_reduction_and_effective_ratio():
     assert [round(checkpoint_time_reduction(b, 16, 2)) for b in (100, 200, 400)] == [68, 136, 272]
     ratio = {s.name: s.effective_ratio(1000 * 0.015) for s in SCHEMES}
