@@ -419,20 +419,31 @@ def _parse_ranks(spec: str, gpus: int) -> list[int]:
     return ranks
 
 
-def _parse_sizes(spec: str) -> list[int]:
+def _size(text: str) -> int:
+    """A size as netsim writes it ("16 MiB") or as nccl-tests does ("16M" = 16 MiB)."""
+    import re
+
     from netsim.units import parse_size
 
+    m = re.fullmatch(r"\s*(\d+)\s*([KMG])\s*", text)
+    return parse_size(f"{m.group(1)} {m.group(2)}iB" if m else text)
+
+
+def _parse_sizes(spec: str, factor: int = 2, step: str | None = None) -> list[int]:
     try:
         if ":" in spec:
-            lo, hi = (parse_size(x) for x in spec.split(":"))
+            lo, hi = (_size(x) for x in spec.split(":"))
+            inc = _size(step) if step else 0
             if not 0 < lo <= hi:
-                raise ValueError(f"expected LO:HI with 0 < LO <= HI (doubling from LO), got {spec!r}")
+                raise ValueError(f"expected LO:HI with 0 < LO <= HI (stepping up from LO), got {spec!r}")
+            if step is not None and inc <= 0:
+                raise ValueError(f"expected a positive step, got {step!r}")
             out, s = [], lo
-            while s <= hi:
+            while s <= hi and len(out) < 10_000:
                 out.append(s)
-                s *= 2
+                s = s + inc if inc else s * factor
             return out
-        sizes = [parse_size(x) for x in spec.split(",")]
+        sizes = [_size(x) for x in spec.split(",")]
         if any(x <= 0 for x in sizes):
             raise ValueError(f"expected positive sizes, got {spec!r}")
         return sizes
@@ -449,7 +460,13 @@ def _parse_sizes(spec: str) -> list[int]:
     show_default=True,
 )
 @click.option("--ranks", default="all", show_default=True, help="all, a count (first N), a range 0-63, or a list 0,200")
-@click.option("--sizes", default="1MiB:1GiB", show_default=True, help="LO:HI (powers of two) or a list 1MiB,1GiB")
+@click.option(
+    "--sizes", default="1MiB:1GiB", show_default=True,
+    help="LO:HI (stepped by -f or -i) or a list 1MiB,1GiB; nccl-tests' suffixes K/M/G (binary) work too",
+)  # fmt: skip
+@click.option("-f", "--stepfactor", type=click.IntRange(min=2), default=2, show_default=True,
+              help="multiply the size by this from LO to HI (nccl-tests -f)")  # fmt: skip
+@click.option("-i", "--stepbytes", help="add this size from LO to HI instead (nccl-tests -i)")
 @click.option("--algo", type=click.Choice(["ring", "tree", "hierarchical", "auto"]), default="auto", show_default=True)
 @click.option("--fidelity", type=click.Choice(["macro", "chunked"]), default="macro", show_default=True)
 @click.option("--spray", is_flag=True, help="packet spraying over all equal-cost paths instead of per-flow ECMP")
@@ -463,12 +480,12 @@ def _parse_sizes(spec: str) -> list[int]:
     help="traffic class whose compression ratio applies",
 )
 @click.option("--json", "as_json", is_flag=True, help="print a JSON list of rows")
-def bench_collective_cmd(topology, op, ranks, sizes, algo, fidelity, spray, bandwidth, compression, traffic, as_json):
+def bench_collective_cmd(
+    topology, op, ranks, sizes, stepfactor, stepbytes, algo, fidelity, spray, bandwidth, compression, traffic, as_json
+):
     """Simulated nccl-tests: time, algbw and busbw of one collective per size on TOPOLOGY."""
-    from rich.table import Table
 
     from netsim.collectives.bench import bench_collective
-    from netsim.report.tables import print_table
     from netsim.simulate import RunSpec, load_run_topology
 
     topo = load_run_topology(RunSpec.parse({"topology": topology, "bandwidth": bandwidth}, where="bench-collective"))
@@ -486,7 +503,7 @@ def bench_collective_cmd(topology, op, ranks, sizes, algo, fidelity, spray, band
         bench_collective(
             topo, op, rank_list, s, algo=algo, fidelity=fidelity, spray=spray, compression=stage, traffic=traffic
         )
-        for s in _parse_sizes(sizes)
+        for s in _parse_sizes(sizes, stepfactor, stepbytes)
     ]
     if as_json:
         keep = ("op", "ranks", "bytes", "time_us", "algbw_GBps", "busbw_GBps")
@@ -498,12 +515,31 @@ def bench_collective_cmd(topology, op, ranks, sizes, algo, fidelity, spray, band
         }
         click.echo(json_out.dumps(out, json_out.BENCH_SCHEMA))
         return
-    t = Table(title=f"{op} over {len(rank_list)} ranks on {topo.name} ({algo}, {fidelity})", title_justify="left")
-    for col in ("size (B)", "time (us)", "algbw (GB/s)", "busbw (GB/s)"):
+    used = "ring" if algo == "auto" else algo  # auto picks the ring (NCCL's choice at these sizes)
+    _print_nccl_table(rows, op, f"{op} over {len(rank_list)} ranks on {topo.name} ({algo}: {used}, {fidelity})")
+
+
+def _print_nccl_table(rows: list[dict], op: str, title: str) -> None:
+    """nccl-tests' layout: out-of-place and in-place columns (equal here: a simulation moves the
+    same bytes either way), float elements, sum reduction, #wrong 0, and the average bus bandwidth."""
+    from rich.table import Table
+
+    from netsim.report.tables import print_table
+
+    redop = "sum" if op in ("allreduce", "reducescatter") else "none"
+    t = Table(title=title, title_justify="left")
+    cols = ["size (B)", "count", "type", "redop", "root"]
+    for place in ("out-of-place", "in-place"):
+        cols += [f"{place} time (us)", "algbw (GB/s)", "busbw (GB/s)", "#wrong"]
+    for col in cols:
         t.add_column(col, justify="right")
     for r in rows:
-        t.add_row(f"{r['bytes']:,}", f"{r['time_us']:,.1f}", f"{r['algbw_GBps']:.2f}", f"{r['busbw_GBps']:.2f}")
+        perf = [f"{r['time_us']:,.1f}", f"{r['algbw_GBps']:.2f}", f"{r['busbw_GBps']:.2f}", "0"]
+        t.add_row(f"{r['bytes']:,}", f"{r['bytes'] // 4:,}", "float", redop, "-1", *perf, *perf)
     print_table(t)
+    click.echo(
+        f"# Out of bounds values : 0 OK\n# Avg bus bandwidth    : {sum(r['busbw_GBps'] for r in rows) / len(rows):.3f}"
+    )
 
 
 @main.group()

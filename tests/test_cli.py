@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -58,3 +59,18 @@ def test_export_then_run(repo, tmp_path):
 def test_models_and_topology_commands(repo):
     assert "llama3-405b" in invoke("models")
     assert "leaf_oversubscription" in invoke("topology", repo / "topologies/dcn_512.yaml")
+
+
+def test_bench_collective_speaks_nccl_tests():
+    from click.testing import CliRunner
+
+    from netsim.cli import _parse_sizes, main
+
+    assert _parse_sizes("1M:16M", 4) == [2**20, 2**22, 2**24]  # nccl-tests' M is MiB; -f 4
+    assert _parse_sizes("1M:3M", step="1M") == [2**20, 2**21, 3 * 2**20]  # -i
+    repo = Path(__file__).resolve().parents[1]
+    r = CliRunner().invoke(main, ["bench-collective", str(repo / "topologies/fat_tree_512.yaml"), "--op", "allgather",
+                                  "--ranks", "0-7", "--sizes", "8M,64M"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "#wrong" in r.output and "in-place" in r.output and "(auto: ring" in r.output
+    assert "# Avg bus bandwidth" in r.output.splitlines()[-1]

@@ -79,6 +79,11 @@ def test_export_reproduces_aicb_byte_counts(simai_dir):
                 if r.name not in ("grad_param_compute", "embedding_layer")
             ]
             assert layer(w) == layer(ref), c["name"]
+            # The documented difference: AICB's optimizer time is AIOB's measurement; netsim's is the
+            # Adam step's memory traffic, several times lower (README, export simai).
+            ours = next(r.ig_compute for r in w.rows if r.name == "grad_param_compute")
+            theirs = next(r.ig_compute for r in ref.rows if r.name == "grad_param_compute")
+            assert theirs / ours > 2.5, (c["name"], theirs, ours)  # 2.6x (13B) to 42x (7B on DCN+)
 
 
 def test_tail_rows():
