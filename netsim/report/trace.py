@@ -17,7 +17,7 @@ def trace_events(bd: Breakdown) -> dict:
     for pid, (proc, spans) in enumerate(bd.timeline.items()):
         events.append({"name": "process_name", "ph": "M", "pid": pid, "tid": 0, "args": {"name": proc}})
         tids: dict[str, int] = {}
-        for thread, name, start, dur, cat in spans:
+        for thread, name, start, dur, cat, *more in spans:
             if thread not in tids:
                 tids[thread] = len(tids)
                 events.append(
@@ -32,6 +32,7 @@ def trace_events(bd: Breakdown) -> dict:
                     "tid": tids[thread],
                     "ts": start / 1e3,
                     "dur": dur / 1e3,
+                    **({"args": more[0]} if more else {}),
                 }
             )
     return {"traceEvents": events, "displayTimeUnit": "ms", "otherData": {k: v for k, v in bd.summary().items()}}

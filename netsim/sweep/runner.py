@@ -57,8 +57,14 @@ def run_point(index: int, params: dict) -> dict:
     return row
 
 
+def param_column(key: str) -> str:
+    """A swept parameter's column: its name, or `param.<name>` where a result has that name (a swept
+    `tp` and the resolved `tp` are different columns; pandas and Parquet need unique names)."""
+    return f"param.{key}" if key in METRICS or key in FIXED else key
+
+
 def columns(param_keys: Iterable[str]) -> list[str]:
-    return list(FIXED) + sorted(param_keys) + list(METRICS)
+    return list(FIXED) + [param_column(k) for k in sorted(param_keys)] + list(METRICS)
 
 
 def read_done(path: Path, cols: list[str]) -> dict[str, dict]:
@@ -124,7 +130,7 @@ def execute(
         for row in _results(todo, workers, dask):
             p = by_index[row["index"]]
             row["run_id"] = p.run_id
-            row.update({k: _cell(p.params.get(k)) for k in param_keys})
+            row.update({param_column(k): _cell(p.params.get(k)) for k in param_keys})
             writer.writerow(row)
             f.flush()
             os.fsync(f.fileno())

@@ -36,6 +36,11 @@ class StageStats:
     spans: list[Span] = field(default_factory=list)
 
 
+def _args(op: str, group: str, nbytes: float, seconds: float) -> dict:
+    """A collective span's trace args: what moved and how fast (algorithm bandwidth, GB/s)."""
+    return {"op": op, "group": group, "bytes": nbytes, "algbw_GBps": nbytes / seconds / 1e9 if seconds > 0 else None}
+
+
 class DpStream:
     """The DP stream of a stage: gradient collectives run one after another (FIFO), overlapping the
     compute stream; a GPU codec's kernels for them are charged to the compute stream."""
@@ -49,7 +54,16 @@ class DpStream:
         done = self.env.event()
         t0 = [0.0]
         done.callbacks.append(
-            lambda _e: self.st.spans.append(("DP comm", name, t0[0], self.env.now - t0[0], "collective"))
+            lambda _e: self.st.spans.append(
+                (
+                    "DP comm",
+                    name,
+                    t0[0],
+                    self.env.now - t0[0],
+                    "collective",
+                    _args(c.op, "DP", c.bytes, self.env.now - t0[0]),
+                )
+            )
         )
 
         def go() -> None:
@@ -100,7 +114,7 @@ class StageRunner:
             self.st.ep += d
         else:
             self.st.tp += d
-        self.st.spans.append(("TP comm", name, t0, d, "collective"))
+        self.st.spans.append(("TP comm", name, t0, d, "collective", _args(c.op, c.group, c.bytes, d)))
 
     def wait_recv(self, direction: str, j: int):
         ev, t0 = self.ex.recv[direction][self.i][j], self.env.now
@@ -120,8 +134,16 @@ class StageRunner:
             for t in range(par.tp)
             for d in range(self.ex.replicas)
         ]
-        self.ex.sent_at[(direction, to, j)] = self.env.now
-        self.ex.model.send(pairs, s.bytes, s.traffic, "PP", done=self.ex.recv[direction][to][j])
+        t0 = self.env.now
+        self.ex.sent_at[(direction, to, j)] = t0
+        done = self.ex.recv[direction][to][j]
+        done.callbacks.append(
+            lambda _e: self.st.spans.append(
+                ("PP send", f"mb{j} {direction} to stage {to}", t0, self.env.now - t0, "send",
+                 _args("sendrecv", "PP", s.bytes, self.env.now - t0))
+            )
+        )  # fmt: skip
+        self.ex.model.send(pairs, s.bytes, s.traffic, "PP", done=done)
 
     def forward(self, j: int):
         if self.i > 0:
@@ -159,7 +181,8 @@ class StageRunner:
         if g is not None:
             t0 = self.env.now
             yield self.ex.model.collective(g.op, self.dpg, g.bytes, g.traffic, "DP")
-            self.st.spans.append(("DP comm", "param all-gather", t0, self.env.now - t0, "collective"))
+            d = self.env.now - t0
+            self.st.spans.append(("DP comm", "param all-gather", t0, d, "collective", _args(g.op, "DP", g.bytes, d)))
         self.st.end = self.env.now
 
 

@@ -54,7 +54,8 @@ class Breakdown:
     rows: list[RowReport] = field(default_factory=list)
     truncated_at: int | None = None  # SimAI-compatible mode: row where SimAI's report would stop
     extra: dict = field(default_factory=dict)
-    # Spans per process label: [(thread, name, start_ns, duration_ns, category)].
+    # Spans per process label: [(thread, name, start_ns, duration_ns, category[, args])]; collective
+    # spans carry args (bytes, group, op, achieved bandwidth) for the trace.
     timeline: dict[str, list[tuple[str, str, float, float, str]]] = field(default_factory=dict)
 
     @classmethod
@@ -76,7 +77,7 @@ class Breakdown:
     @staticmethod
     def spans_ns(spans_s: list) -> list[tuple[str, str, float, float, str]]:
         """Spans recorded on a SimPy clock (seconds) in the timeline's unit (nanoseconds)."""
-        return [(thread, name, start * 1e9, dur * 1e9, cat) for thread, name, start, dur, cat in spans_s]
+        return [(thread, name, start * 1e9, dur * 1e9, cat, *more) for thread, name, start, dur, cat, *more in spans_s]
 
     def summary(self) -> dict[str, float]:
         return {k: getattr(self, k) for k in SUMMARY_FIELDS}

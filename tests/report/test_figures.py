@@ -158,3 +158,15 @@ def test_netzip_study_labels_what_each_result_rests_on():
                    "netzip-in-nic": "NetZIP's reported ratios (scenario)"}  # fmt: skip
     assert list(table.ratios_from).index("NetZIP's reported ratios (scenario)") == len(table) - 1  # headline first
     assert dict(zip(table.compression, table.best_reduction))["netzip-measured"] == pytest.approx(0.2)
+
+
+def test_trace_spans_carry_what_moved(repo, tmp_path):
+    trace = tmp_path / "t.json"
+    r = CliRunner().invoke(main, ["run", str(repo / "topologies/hgx_h100_512.yaml"), "--model", "175B", "--json",
+                                  "--trace", str(trace)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    ev = json.loads(trace.read_text())["traceEvents"]
+    threads = {e["args"]["name"] for e in ev if e["ph"] == "M" and e["name"] == "thread_name"}
+    assert {"PP send", "TP comm", "DP comm"} <= threads
+    coll = [e for e in ev if e["ph"] == "X" and e.get("cat") == "collective"]
+    assert coll and all({"op", "group", "bytes", "algbw_GBps"} <= set(e["args"]) for e in coll)

@@ -113,3 +113,12 @@ def test_pool_workers_exit_with_their_parent():
     t0 = time.time()
     p = subprocess.run([sys.executable, "-c", code], timeout=20)
     assert p.returncode == 1 and time.time() - t0 < 10
+
+
+def test_result_columns_are_unique(repo, tmp_path):
+    # Sweeping tp: the parameter is param.tp, the resolved value tp; pandas and Parquet keep both.
+    df = execute(expand(cfg(repo, base={"topology": str(repo / "topologies/dcn_512.yaml"), "model": "7B",
+                                        "backend": "analytical"}, grid={"tp": [4, 8]})), tmp_path)  # fmt: skip
+    assert df.columns.is_unique and {"param.tp", "tp"} <= set(df.columns)
+    assert (df["param.tp"].astype(int) == df["tp"].astype(int)).all()
+    assert pd.read_parquet(tmp_path / "results.parquet").columns.is_unique
