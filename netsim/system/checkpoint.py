@@ -140,10 +140,10 @@ class CheckpointRun:
             chosen, left = pack_gaps(gaps, plan, self.per_gpu_bw, block_wire, self.blocks)
         else:
             chosen, left = [], self.blocks
-        bd = self._with_traffic(schedule, chosen, left)
-        return self._report(bd, t_train, usable, left)
+        bd, stream = self._with_traffic(schedule, chosen, left)
+        return self._report(bd, stream, t_train, usable, left)
 
-    def _with_traffic(self, schedule: str, chosen, left: int) -> Breakdown:
+    def _with_traffic(self, schedule: str, chosen, left: int) -> tuple[Breakdown, BlockStream]:
         plan = self.plan
         model, ex, routes, _idle = self._iteration(schedule)
         priority = 1 if (plan.mode == "interleaved" and plan.sharing == "priority") else 0
@@ -157,12 +157,9 @@ class CheckpointRun:
         if left:
             finished.callbacks.append(lambda _e: stream.send(left))
         model.env.run()
-        bd = ex.result()
-        bd.extra["_stream"] = stream
-        return bd
+        return ex.result(), stream
 
-    def _report(self, bd: Breakdown, t_none: float, idle_s: float, left: int) -> Breakdown:
-        stream = bd.extra.pop("_stream")
+    def _report(self, bd: Breakdown, stream: BlockStream, t_none: float, idle_s: float, left: int) -> Breakdown:
         t_train = bd.total_us * 1e-6
         end = max(t_train, stream.last_done)
         exposed = end - t_train

@@ -16,7 +16,7 @@ Times are integer nanoseconds and sizes integer bytes, as in SimAI files.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # Operation names, re-exported for the builders.
 from netsim.ops import ALLGATHER as ALLGATHER
@@ -128,7 +128,6 @@ class StagedProgram:
     stages: list[StageProgram]
     unrolled: list[LayerProgram]
     model_name: str = ""
-    meta: dict = field(default_factory=dict)
 
     def representative(self) -> int:
         """Index of the stage with the most compute (ties: the last)."""
