@@ -86,6 +86,28 @@ def _parallel_options(f):
     return f
 
 
+def _training_options(f):
+    """Megatron-Core / NeMo / torchtitan training options (README "Training options")."""
+    for opt in reversed(
+        [
+            click.option("--cp", type=click.IntRange(min=1), help="context-parallel size (--context-parallel-size)"),
+            click.option("--vpp", type=click.IntRange(min=1), help="model chunks per pipeline rank (interleaved 1F1B)"),
+            click.option("--recompute", type=click.Choice(["none", "selective", "full"]), help="activation recompute"),
+            click.option("--precision", type=click.Choice(["bf16", "fp16", "fp8"]), help="GEMM precision"),
+            click.option(
+                "--sharding",
+                type=click.Choice(["none", "distributed-optimizer", "zero-1", "fsdp", "fsdp-no-reshard-after-forward"]),
+            ),
+            click.option("--overlap-grad-reduce/--no-overlap-grad-reduce", default=None),
+            click.option("--overlap-param-gather/--no-overlap-param-gather", default=None),
+            click.option("--tp-comm-overlap/--no-tp-comm-overlap", default=None),
+            click.option("--calibration", type=click.Path(dir_okay=False), help="compute calibration YAML"),
+        ]  # fmt: skip
+    ):
+        f = opt(f)
+    return f
+
+
 @main.command()
 @click.argument("topology", type=click.Path(dir_okay=False))
 @click.option("--model", help="model preset (7B, 13B, 22B, 70B, 175B, 405B, or a name) or a model YAML")
@@ -111,7 +133,12 @@ def _parallel_options(f):
     show_default=True,
     help="flow backend: one flow per ring edge, or every ring step",
 )
-@click.option("--schedule", type=click.Choice(["1f1b", "gpipe"]), default=None, help="pipeline schedule")
+@click.option(
+    "--schedule",
+    type=click.Choice(["1f1b", "gpipe", "interleaved"]),
+    default=None,
+    help="pipeline schedule (interleaved: Megatron's interleaved 1F1B, with --vpp)",
+)
 @click.option(
     "--mode",
     type=click.Choice(["physical", "simai"]),
@@ -133,6 +160,7 @@ def _parallel_options(f):
 @click.option("--placement", type=click.Choice(["group", "ring"]), default="group", show_default=True)
 @click.option("--storage-bandwidth", default="20 Gbps", show_default=True, help="remote storage, aggregate")
 @_parallel_options
+@_training_options
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 @click.option(
     "--out",
@@ -302,6 +330,77 @@ def validate_simai(manifest, as_json, tolerance, compare_flow):
             f"(tolerance {tolerance:.2%}); CSV identical {same}/{sum(1 for r in rows if r.field == 'csv')}"
         )
     sys.exit(0 if ok else 1)
+
+
+@validate.command("published")
+@click.argument("manifest", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="a list of {case, published_s, predicted_s, rel_err, breakdown}")
+@click.option("--backend", type=click.Choice(["flow", "analytical"]), default="flow", show_default=True)
+@click.option(
+    "--calibration", type=click.Path(dir_okay=False), help="a compute calibration YAML (compute.yaml's schema)"
+)
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="cases run in parallel")
+@click.option(
+    "--replicas",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="DP replicas whose TP/CP/PP traffic is simulated (DP collectives always span every rank)",
+)
+@click.option("--tolerance", type=click.FloatRange(min=0), default=0.08, show_default=True,
+              help="pass when the geomean |rel err| is within this")  # fmt: skip
+def validate_published(manifest, as_json, backend, calibration, workers, replicas, tolerance):
+    """Predict every case of a netsim-published/1 MANIFEST (real clusters' iteration times) and compare.
+
+    Each case is built from the manifest alone; a null field takes a documented default, which the
+    row names. rel err is the distance to t_iter_s_range where the case gives one."""
+    from netsim.validation.published import geomean_abs
+    from netsim.validation.published import validate as run_published
+
+    if calibration:
+        from netsim.config.loader import read_yaml
+
+        read_yaml(Path(calibration))  # a bad file fails here, before any case runs
+    rows = run_published(manifest, backend=backend, calibration=calibration, workers=workers, replicas=replicas)
+    errs = [r.rel_err for r in rows if r.rel_err is not None]
+    g = geomean_abs(errs)
+    ok = bool(errs) and len(errs) == len(rows) and g <= tolerance
+    if as_json:
+        click.echo(json_out.dumps([r.to_dict() for r in rows]))
+        sys.exit(0 if ok else 1)
+    _published_table(rows, manifest)
+    worst = max(rows, key=lambda r: abs(r.rel_err) if r.rel_err is not None else -1)
+    click.echo(
+        f"{'PASS' if ok else 'FAIL'}: {len(errs)}/{len(rows)} cases predicted, geomean |error| {g:.1%} "
+        f"(tolerance {tolerance:.0%}), worst {worst.case} {worst.rel_err or 0:+.1%}"
+    )
+    for r in rows:
+        if r.defaults:
+            click.echo(f"  {r.case}: defaults for null fields: {', '.join(r.defaults)}")
+    sys.exit(0 if ok else 1)
+
+
+def _published_table(rows, manifest) -> None:
+    from rich.table import Table
+
+    from netsim.report.tables import print_table
+
+    t = Table(title=f"netsim vs published iteration times ({manifest})", title_justify="left")
+    cols = ("case", "GPUs", "parallelism", "published s", "netsim s", "error", "compute", "recompute", "bubble",
+            "TP", "CP", "DP", "PP")  # fmt: skip
+    for col in cols:
+        t.add_column(col, justify="left" if col in ("case", "parallelism") else "right")
+    for r in rows:
+        if r.error:
+            t.add_row(r.case, "", "", f"{r.published_s:g}", "error", r.error)
+            continue
+        b = r.breakdown
+        t.add_row(
+            r.case, str(r.gpus), r.parallelism, f"{r.published_s:g}", f"{r.predicted_s:.3g}", f"{r.rel_err:+.1%}",
+            *(f"{b[k]:.3g}" for k in ("compute_s", "recompute_s", "bubble_s", "exposed_tp_s", "exposed_cp_s",
+                                      "exposed_dp_s", "exposed_pp_s")),
+        )  # fmt: skip
+    print_table(t)
 
 
 @main.group()

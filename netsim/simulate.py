@@ -80,7 +80,24 @@ def _workload_job(spec: RunSpec, job: Job, config: dict) -> str:
     return Path(spec.workload).stem
 
 
-PARALLEL_FIELDS = ("tp", "pp", "dp", "gbs", "mbs", "seq", "sp", "schedule")
+PARALLEL_FIELDS = (
+    "tp",
+    "pp",
+    "dp",
+    "gbs",
+    "mbs",
+    "seq",
+    "sp",
+    "schedule",
+    "cp",
+    "vpp",
+    "recompute",
+    "precision",
+    "sharding",
+    "overlap_grad_reduce",
+    "overlap_param_gather",
+    "tp_comm_overlap",
+)
 
 
 def resolve_training(model_name: str, gpus: int, overrides: dict) -> tuple[ModelConfig, Parallelism]:
@@ -92,7 +109,7 @@ def resolve_training(model_name: str, gpus: int, overrides: dict) -> tuple[Model
 def _model_job(spec: RunSpec, job: Job, config: dict) -> str:
     """A model preset: AICB's rows in SimAI mode, else netsim's Megatron programs."""
     model, par = resolve_training(spec.model, job.topo.num_gpus, spec.model_dump())
-    gpu = gpu_compute(job.topo.gpu)
+    gpu = gpu_compute(job.topo.gpu, spec.calibration)
     config["model"] = model.model_dump(exclude={"parallelism", "aliases", "description", "source"})
     config["parallelism"] = par.to_dict()
     job.par, job.dp, job.schedule = par, par.dp, par.schedule

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -12,21 +12,42 @@ PositiveInt = Annotated[int, Field(strict=True, gt=0)]
 MAX_LAYERS, MAX_HIDDEN, MAX_SEQ, MAX_VOCAB = 10_000, 1 << 20, 1 << 24, 1 << 24
 
 
+RANK_DIMS = ("tp", "cp", "dp", "pp")
+
+
 class ParallelismConfig(BaseModel):
-    """How a model is laid out. `dp` may be omitted: it is then GPUs / (tp * pp)."""
+    """How a model is laid out and trained (Megatron-Core's defaults; README "Training options" maps
+    every field to its Megatron/NeMo/torchtitan flag). `dp` may be omitted: GPUs / (tp cp pp)."""
 
     model_config = ConfigDict(extra="forbid")
 
     tp: PositiveInt = 1
     pp: PositiveInt = 1
     dp: PositiveInt | None = None
+    cp: PositiveInt = 1
     ep: PositiveInt = 1
+    vpp: PositiveInt | None = None  # model chunks per pipeline rank; None: 1, or 2 layers per chunk if interleaved
     gbs: PositiveInt = 128
     mbs: PositiveInt = 1
     seq: PositiveInt | None = None
-    sp: bool = False
+    sp: bool | None = None  # None: on when tp > 1 (Megatron-Core / NeMo recipes; TE's TP overlap needs it)
     distributed_optimizer: bool = True
-    schedule: str = Field("1f1b", pattern="^(1f1b|gpipe)$")
+    sharding: Literal["none", "distributed-optimizer", "zero-1", "fsdp", "fsdp-no-reshard-after-forward"] | None = None
+    schedule: str = Field("1f1b", pattern="^(1f1b|gpipe|interleaved|interleaved-1f1b)$")
+    recompute: Literal["none", "selective", "full"] = "none"
+    precision: Literal["bf16", "fp16", "fp8"] = "bf16"
+    grad_reduce_dtype: Literal["fp32", "bf16", "fp16"] | None = None  # None: Megatron's rule (see parallel.py)
+    overlap_grad_reduce: bool = False
+    overlap_param_gather: bool = False
+    tp_comm_overlap: bool = False
+    first_last_stage_one_layer_fewer: bool = False
+    rank_order: list[Literal["tp", "cp", "dp", "pp"]] = list(RANK_DIMS)
+
+    @model_validator(mode="after")
+    def _check(self):
+        if sorted(self.rank_order) != sorted(RANK_DIMS):
+            raise ValueError(f"rank_order must name each of {', '.join(RANK_DIMS)} once, got {self.rank_order}")
+        return self
 
 
 class ModelConfig(BaseModel):

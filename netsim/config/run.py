@@ -39,7 +39,17 @@ class RunSpec(BaseModel):
     mbs: PositiveInt | None = None
     seq: PositiveInt | None = None
     sp: bool | None = None
-    schedule: Literal["1f1b", "gpipe"] | None = None
+    schedule: Literal["1f1b", "gpipe", "interleaved"] | None = None
+    # Training options (README "Training options"); None keeps the preset's value.
+    cp: PositiveInt | None = None
+    vpp: PositiveInt | None = None
+    recompute: Literal["none", "selective", "full"] | None = None
+    precision: Literal["bf16", "fp16", "fp8"] | None = None
+    sharding: Literal["none", "distributed-optimizer", "zero-1", "fsdp", "fsdp-no-reshard-after-forward"] | None = None
+    overlap_grad_reduce: bool | None = None
+    overlap_param_gather: bool | None = None
+    tp_comm_overlap: bool | None = None
+    calibration: str | None = None  # a compute calibration YAML (calibration/compute.yaml's schema)
     compression: str | None = None  # profile name or YAML file
     # GEMINI checkpoints (flow backend): mode, every N iterations, m replicas, placement, remote storage.
     checkpoint: Literal["none", "blocking", "interleaved"] = "none"

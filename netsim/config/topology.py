@@ -76,6 +76,25 @@ class RailOptimizedSpec(_Strict):
     latency: Time = 500e-9
 
 
+class ClosSpec(_Strict):
+    """3-tier Clos in pods: leaves (ToRs) of `hosts_per_leaf` NIC ports, `leaves_per_pod` leaves
+    joined by `spines_per_pod` spines with full mesh, pods joined by `cores` core switches.
+    `oversubscription` divides leaf uplinks, `pod_oversubscription` the pods' uplinks to the cores
+    (Llama 3: 1:1 inside a 3072-GPU pod, 1:7 above it). Rail-optimized: NIC r of every server in a
+    pod joins rail r's leaves. Each spine and core stands for a plane of switches, so a link here
+    carries the capacity of the parallel links it aggregates."""
+
+    kind: Literal["clos"]
+    hosts_per_leaf: PositiveInt
+    leaves_per_pod: PositiveInt
+    spines_per_pod: PositiveInt = 8
+    cores: PositiveInt = 8
+    oversubscription: float = Field(1.0, ge=1.0, le=1024.0, allow_inf_nan=False)
+    pod_oversubscription: float = Field(1.0, ge=1.0, le=1024.0, allow_inf_nan=False)
+    rail_optimized: bool = False
+    latency: Time = 500e-9
+
+
 class SimaiFileSpec(_Strict):
     """A SimAI topology file (gen_Topo_Template.py output), path relative to this YAML."""
 
@@ -102,7 +121,8 @@ class MultiDimSpec(_Strict):
 
 
 FabricSpec = Annotated[
-    FatTreeSpec | LeafSpineSpec | RailOptimizedSpec | SimaiFileSpec | MultiDimSpec, Field(discriminator="kind")
+    FatTreeSpec | LeafSpineSpec | RailOptimizedSpec | ClosSpec | SimaiFileSpec | MultiDimSpec,
+    Field(discriminator="kind"),
 ]
 
 

@@ -16,6 +16,7 @@ import networkx as nx
 
 from netsim.config.loader import load_model
 from netsim.config.topology import (
+    ClosSpec,
     FatTreeSpec,
     LeafSpineSpec,
     MultiDimSpec,
@@ -261,6 +262,53 @@ def _build_rail(cfg: TopologyConfig, spec: RailOptimizedSpec, b: _Builder) -> No
             b.link(leaf, sp, up, spec.latency, "fabric")
 
 
+def _switches(b: _Builder, nid: int, count: int, tier: int, **attrs) -> tuple[list[int], int]:
+    out = []
+    for _ in range(count):
+        out.append(b.node(nid, "switch", tier=tier, **attrs))
+        b.tiers[nid] = tier
+        nid += 1
+    return out, nid
+
+
+def _clos_leaf(e: int, spec: ClosSpec, nics: int) -> tuple[int, int]:
+    """(pod, leaf within the pod) of NIC port e (ports are numbered server by server)."""
+    per_pod = spec.hosts_per_leaf * spec.leaves_per_pod
+    pod, local = divmod(e, per_pod)
+    if not spec.rail_optimized or nics == 1:
+        return pod, local // spec.hosts_per_leaf
+    server, rail = divmod(local, nics)
+    return pod, rail * (spec.leaves_per_pod // nics) + server // spec.hosts_per_leaf
+
+
+def _build_clos(cfg: TopologyConfig, spec: ClosSpec, b: _Builder) -> None:
+    ports, nid = _endpoints(cfg, b, 0)
+    nics, bw = cfg.nic.count, cfg.nic.bandwidth
+    if spec.rail_optimized and spec.leaves_per_pod % nics:
+        raise ValueError(f"a rail-optimized pod needs leaves_per_pod ({spec.leaves_per_pod}) to be a multiple of "
+                         f"the NICs per server ({nics})")  # fmt: skip
+    pods = math.ceil(len(ports) / (spec.hosts_per_leaf * spec.leaves_per_pod))
+    leaves = [_switches(b, nid + p * spec.leaves_per_pod, spec.leaves_per_pod, 0, pod=p)[0] for p in range(pods)]
+    nid += pods * spec.leaves_per_pod
+    spines = []
+    for p in range(pods):
+        row, nid = _switches(b, nid, spec.spines_per_pod, 1, pod=p)
+        spines.append(row)
+    cores, nid = _switches(b, nid, spec.cores if pods > 1 else 0, 2)
+    for e, (port, _server) in enumerate(ports):
+        p, leaf = _clos_leaf(e, spec, nics)
+        _attach(b, port, leaves[p][leaf], cfg)
+    up = spec.hosts_per_leaf * bw / spec.oversubscription / spec.spines_per_pod
+    pod_up = spec.leaves_per_pod * spec.hosts_per_leaf * bw / spec.oversubscription / spec.pod_oversubscription
+    for p in range(pods):
+        for leaf in leaves[p]:
+            for sp in spines[p]:
+                b.link(leaf, sp, up, spec.latency, "fabric")
+        for sp in spines[p]:
+            for c in cores:
+                b.link(sp, c, pod_up / (spec.spines_per_pod * len(cores)), spec.latency, "fabric")
+
+
 _RATE = re.compile(r"^([\d.]+)(Gbps|Mbps|Tbps|Kbps|bps)$")
 _DELAY = re.compile(r"^([\d.eE+-]+)(ms|us|ns|s)$")
 _RATE_SCALE = {"bps": 1, "Kbps": 1e3, "Mbps": 1e6, "Gbps": 1e9, "Tbps": 1e12}
@@ -461,6 +509,8 @@ def build_topology(cfg: TopologyConfig, where: str = "", base_dir: Path | None =
             _build_leaf_spine(cfg, spec, b)
         elif isinstance(spec, RailOptimizedSpec):
             _build_rail(cfg, spec, b)
+        elif isinstance(spec, ClosSpec):
+            _build_clos(cfg, spec, b)
     except ValueError as e:
         raise InputError(str(e), where=where, field="fabric") from None
     topo = Topology(

@@ -15,8 +15,8 @@ import simpy
 from netsim.collectives.models import NetworkModel
 from netsim.system.result import Breakdown
 from netsim.system.schedules import SCHEDULES
-from netsim.workload.parallel import Parallelism, dp_group, rank_of, tp_group
-from netsim.workload.program import EP, TP, Collective, Phase, Send, StageProgram
+from netsim.workload.parallel import Parallelism
+from netsim.workload.program import CP, EP, TP, Collective, Phase, Send, StageProgram
 
 FOLD_ABOVE = 4096  # GPUs; larger clusters simulate TP and PP traffic of FOLD_REPLICAS DP replicas
 FOLD_REPLICAS = 8
@@ -28,6 +28,9 @@ class StageStats:
     """Seconds a stage spent per category, its end, and its timeline spans."""
 
     compute: float = 0.0
+    recompute: float = 0.0
+    cp: float = 0.0
+    gather: float = 0.0
     tp: float = 0.0
     ep: float = 0.0
     pp: float = 0.0
@@ -42,29 +45,24 @@ def _args(op: str, group: str, nbytes: float, seconds: float) -> dict:
 
 
 class DpStream:
-    """The DP stream of a stage: gradient collectives run one after another (FIFO), overlapping the
-    compute stream; a GPU codec's kernels for them are charged to the compute stream."""
+    """A FIFO communication stream of a stage (gradient reduction, or parameter gathers): its
+    collectives run one after another, overlapping the compute stream; a GPU codec's kernels for
+    them are charged to the compute stream."""
 
     def __init__(self, env: simpy.Environment, model: NetworkModel, groups: list[list[int]], st: StageStats):
         self.env, self.model, self.groups, self.st = env, model, groups, st
         self.tail: simpy.Event | None = None
         self.gpu_debt = 0.0
 
-    def enqueue(self, c: Collective, name: str, dp: int) -> None:
+    def enqueue(self, c: Collective, name: str, dp: int) -> simpy.Event:
         done = self.env.event()
         t0 = [0.0]
         done.callbacks.append(
             lambda _e: self.st.spans.append(
-                (
-                    "DP comm",
-                    name,
-                    t0[0],
-                    self.env.now - t0[0],
-                    "collective",
-                    _args(c.op, "DP", c.bytes, self.env.now - t0[0]),
-                )
+                ("DP comm", name, t0[0], self.env.now - t0[0], "collective",
+                 _args(c.op, "DP", c.bytes, self.env.now - t0[0]))
             )
-        )
+        )  # fmt: skip
 
         def go() -> None:
             t0[0] = self.env.now
@@ -77,66 +75,96 @@ class DpStream:
         else:
             prev.callbacks.append(lambda _e: go())
         self.tail = done
+        return done
 
 
 class StageRunner:
-    """One folded pipeline stage: compute stream, blocking TP/EP collectives, pipeline sends and
-    receives, and its DP stream."""
+    """One folded pipeline rank: its model chunks' compute stream, blocking (or compute-overlapped)
+    TP/CP/EP collectives, pipeline sends and receives, and two DP streams (gradient reduction and
+    parameter gathers, separate as in Megatron-Core and FSDP)."""
 
     def __init__(self, ex: PipelineExecutor, i: int):
         self.ex, self.i, self.env = ex, i, ex.env
-        self.prog: StageProgram = ex.programs[i]
-        self.st = StageStats()
         par, replicas = ex.par, ex.replicas
-        self.tpg = [tp_group(rank_of(0, d, i, par.tp, par.dp), par.tp, par.dp) for d in range(replicas)]
-        self.dpg = [dp_group(rank_of(t, 0, i, par.tp, par.dp), par.tp, par.dp) for t in range(par.tp)]
+        self.chunks: list[StageProgram] = [ex.programs[c * par.pp + i] for c in range(ex.chunks)]
+        self.st = StageStats()
+        self.tpg = [[par.rank(t, c, d, i) for t in range(par.tp)] for c in range(par.cp) for d in range(replicas)]
+        self.cpg = [[par.rank(t, c, d, i) for c in range(par.cp)] for t in range(par.tp) for d in range(replicas)]
+        # Gradients and sharded parameters are reduced / gathered over DP x CP (identical weights).
+        self.dpg = [[par.rank(t, c, d, i) for d in range(par.dp) for c in range(par.cp)] for t in range(par.tp)]
         self.dp = DpStream(self.env, ex.model, self.dpg, self.st)
+        self.params = DpStream(self.env, ex.model, self.dpg, self.st)
+        self.ready: dict[tuple[int, int], simpy.Event] = {}  # (chunk, row) -> parameters gathered
 
-    def compute(self, ns: int, name: str):
+    def compute(self, ns: float, name: str):
         sec = ns * 1e-9
-        if self.dp.gpu_debt > 0:
-            self.st.spans.append(("compute", "codec kernels", self.env.now, self.dp.gpu_debt, "codec"))
-            sec, self.dp.gpu_debt = sec + self.dp.gpu_debt, 0.0
+        debt = self.dp.gpu_debt + self.params.gpu_debt
+        if debt > 0:
+            self.st.spans.append(("compute", "codec kernels", self.env.now, debt, "codec"))
+            sec, self.dp.gpu_debt, self.params.gpu_debt = sec + debt, 0.0, 0.0
         if sec > 0:
             self.st.spans.append(("compute", name, self.env.now, ns * 1e-9, "compute"))
             self.st.compute += ns * 1e-9
+            if name.endswith("recompute ig"):
+                self.st.recompute += ns * 1e-9
             yield self.env.timeout(sec)
 
-    def blocking(self, ph: Phase, name: str):
-        c = ph.collective
-        if c is None:
-            return
-        groups = self.tpg if c.group in (TP, EP) else self.dpg
-        t0 = self.env.now
-        yield self.ex.model.collective(c.op, groups, c.bytes, c.traffic, c.group)
+    def _groups(self, group: str) -> list[list[int]]:
+        return {TP: self.tpg, EP: self.tpg, CP: self.cpg}.get(group, self.dpg)
+
+    def _charge(self, group: str, t0: float, name: str, c: Collective) -> None:
         d = self.env.now - t0
-        if c.group == EP:
+        if group == EP:
             self.st.ep += d
+        elif group == CP:
+            self.st.cp += d
         else:
             self.st.tp += d
-        self.st.spans.append(("TP comm", name, t0, d, "collective", _args(c.op, c.group, c.bytes, d)))
+        if d > 0:
+            self.st.spans.append((f"{group} comm", name, t0, d, "collective", _args(c.op, group, c.bytes, d)))
 
-    def wait_recv(self, direction: str, j: int):
-        ev, t0 = self.ex.recv[direction][self.i][j], self.env.now
+    def phase(self, ph: Phase, name: str):
+        """A phase's compute, then its collective; with overlap_chunks the collective starts after
+        the first chunk of compute and only what outlasts the compute is exposed."""
+        c = ph.collective
+        if c is None or ph.overlap_chunks <= 0:
+            yield from self.compute(ph.compute_ns, name)
+            if c is not None:
+                t0 = self.env.now
+                yield self.ex.model.collective(c.op, self._groups(c.group), c.bytes, c.traffic, c.group)
+                self._charge(c.group, t0, name, c)
+            return
+        first = ph.compute_ns / ph.overlap_chunks
+        yield from self.compute(first, name)
+        ev = self.ex.model.collective(c.op, self._groups(c.group), c.bytes, c.traffic, c.group)
+        yield from self.compute(ph.compute_ns - first, name)
+        t0 = self.env.now
+        yield ev
+        self._charge(c.group, t0, f"{name} (overlapped)", c)
+
+    def wait_recv(self, direction: str, vs: int, j: int):
+        ev, t0 = self.ex.recv[direction][vs][j], self.env.now
         yield ev
         waited = self.env.now - t0
-        transfer = self.env.now - self.ex.sent_at.get((direction, self.i, j), self.env.now)
+        transfer = self.env.now - self.ex.sent_at.get((direction, vs, j), self.env.now)
         comm = min(waited, transfer)
         self.st.pp += comm
         self.st.bubble += waited - comm
         if waited > 0:
             self.st.spans.append(("PP recv", f"mb{j} wait", t0, waited, "stall"))
 
-    def send(self, direction: str, to: int, j: int, s: Send) -> None:
+    def send(self, direction: str, to_vs: int, j: int, s: Send) -> None:
         par = self.ex.par
+        to = to_vs % par.pp
         pairs = [
-            (rank_of(t, d, self.i, par.tp, par.dp), rank_of(t, d, to, par.tp, par.dp))
+            (par.rank(t, c, d, self.i), par.rank(t, c, d, to))
             for t in range(par.tp)
+            for c in range(par.cp)
             for d in range(self.ex.replicas)
         ]
         t0 = self.env.now
-        self.ex.sent_at[(direction, to, j)] = t0
-        done = self.ex.recv[direction][to][j]
+        self.ex.sent_at[(direction, to_vs, j)] = t0
+        done = self.ex.recv[direction][to_vs][j]
         done.callbacks.append(
             lambda _e: self.st.spans.append(
                 ("PP send", f"mb{j} {direction} to stage {to}", t0, self.env.now - t0, "send",
@@ -145,54 +173,91 @@ class StageRunner:
         )  # fmt: skip
         self.ex.model.send(pairs, s.bytes, s.traffic, "PP", done=done)
 
-    def forward(self, j: int):
-        if self.i > 0:
-            yield from self.wait_recv("fwd", j)
-        for x in self.prog.layers:
-            yield from self.compute(x.fwd.compute_ns, f"{x.name} fwd")
-            yield from self.blocking(x.fwd, f"{x.name} fwd")
-        if self.i < self.ex.par.pp - 1:
-            self.send("fwd", self.i + 1, j, self.prog.send_fwd)
+    def _gather(self, c: int, rows) -> None:
+        """Issue FSDP's gathers of chunk c's units (in the order the rows will need them)."""
+        prog = self.chunks[c]
+        for k in rows:
+            self.ready[(c, k)] = self.params.enqueue(prog.gathers[k], f"params@{prog.layers[k].name}", self.ex.dp)
 
-    def backward(self, j: int):
-        if self.i < self.ex.par.pp - 1:
-            yield from self.wait_recv("bwd", j)
-        last = j == self.ex.par.microbatches - 1
-        for k in range(len(self.prog.layers) - 1, -1, -1):
-            x = self.prog.layers[k]
-            yield from self.compute(x.ig.compute_ns, f"{x.name} ig")
-            yield from self.blocking(x.ig, f"{x.name} ig")
+    def _wait(self, ev: simpy.Event | None, name: str):
+        if ev is not None and not ev.processed:
+            t0 = self.env.now
+            yield ev
+            self.st.gather += self.env.now - t0
+            self.st.spans.append(("compute", f"wait for {name}", t0, self.env.now - t0, "stall"))
+
+    def forward(self, c: int, j: int):
+        ex, prog, vs = self.ex, self.chunks[c], c * self.ex.par.pp + self.i
+        if vs > 0:
+            yield from self.wait_recv("fwd", vs, j)
+        if prog.gathers and prog.regather:
+            self._gather(c, sorted(prog.gathers))
+        for k, x in enumerate(prog.layers):
+            if k in prog.gathers:
+                yield from self._wait(self.ready.get((c, k)), "parameter all-gather")
+            yield from self.phase(x.fwd, f"{x.name} fwd")
+        if vs < ex.virtual - 1:
+            self.send("fwd", vs + 1, j, prog.send_fwd)
+
+    def backward(self, c: int, j: int):
+        ex, prog, vs = self.ex, self.chunks[c], c * self.ex.par.pp + self.i
+        if vs < ex.virtual - 1:
+            yield from self.wait_recv("bwd", vs, j)
+        last = j == ex.par.microbatches - 1
+        unit_end = ex.unit_ends[id(prog)]
+        if prog.gathers and prog.regather:
+            self._gather(c, sorted(prog.gathers, reverse=True))
+        for k in range(len(prog.layers) - 1, -1, -1):
+            x = prog.layers[k]
+            if k in unit_end and prog.regather:
+                yield from self._wait(self.ready.get((c, unit_end[k])), "FSDP all-gather")
+            yield from self.phase(x.ig, f"{x.name} ig")
             yield from self.compute(x.wg.compute_ns, f"{x.name} wg")
-            if last and k in self.prog.buckets:
-                self.dp.enqueue(self.prog.buckets[k], f"grads@{x.name}", self.ex.par.dp)
-        if self.i > 0:
-            self.send("bwd", self.i - 1, j, self.prog.send_bwd)
+            if last and ex.overlap_grads and k in prog.buckets:
+                self.dp.enqueue(prog.buckets[k], f"grads@{x.name}", ex.dp)
+        if vs > 0:
+            self.send("bwd", vs - 1, j, prog.send_bwd)
 
     def process(self):
-        for kind, j in self.ex.schedule.order(self.i, self.ex.par.pp, self.ex.par.microbatches):
-            yield from (self.forward(j) if kind == "f" else self.backward(j))
+        ex = self.ex
+        # Parameters kept through the iteration are gathered once, in the order the forwards need them
+        # (Megatron chains each bucket's gather to the previous one's; FSDP prefetches the next unit).
+        for c, prog in enumerate(self.chunks):
+            if prog.gathers and not prog.regather:
+                self._gather(c, sorted(prog.gathers))
+        for kind, c, j in ex.schedule.order(self.i, ex.par.pp, ex.par.microbatches, ex.chunks):
+            yield from (self.forward(c, j) if kind == "f" else self.backward(c, j))
+        if not ex.overlap_grads:
+            for c in range(len(self.chunks) - 1, -1, -1):
+                prog = self.chunks[c]
+                for k in sorted(prog.buckets, reverse=True):
+                    self.dp.enqueue(prog.buckets[k], f"grads@{prog.layers[k].name}", ex.dp)
         if self.dp.tail is not None:
             t0 = self.env.now
             yield self.dp.tail
             if self.env.now > t0:
                 self.st.spans.append(("compute", "wait for DP", t0, self.env.now - t0, "stall"))
-        yield from self.compute(self.prog.optimizer_ns, "optimizer step")
-        g = self.prog.param_allgather
-        if g is not None:
-            t0 = self.env.now
-            yield self.ex.model.collective(g.op, self.dpg, g.bytes, g.traffic, "DP")
-            d = self.env.now - t0
-            self.st.spans.append(("DP comm", "param all-gather", t0, d, "collective", _args(g.op, "DP", g.bytes, d)))
+        yield from self.compute(sum(p.optimizer_ns for p in self.chunks), "optimizer step")
+        for prog in self.chunks:
+            g = prog.param_allgather
+            if g is not None:
+                t0 = self.env.now
+                yield ex.model.collective(g.op, self.dpg, g.bytes, g.traffic, "DP")
+                d = self.env.now - t0
+                self.st.spans.append(("DP comm", "param all-gather", t0, d, "collective",
+                                      _args(g.op, "DP", g.bytes, d)))  # fmt: skip
         self.st.end = self.env.now
 
 
 class PipelineExecutor:
-    """One training iteration: every stage runs the schedule (1F1B or GPipe) on the network model.
+    """One training iteration: every pipeline rank runs the schedule (1F1B, GPipe, interleaved) over
+    its model chunks on the network model.
 
-    `replicas`: how many DP replicas' TP and pipeline traffic to put on the network (all by
-    default up to FOLD_ABOVE GPUs, else FOLD_REPLICAS). DP collectives always involve every rank.
-    Replicas are symmetric, so this is exact when their TP/PP traffic shares no link with another
-    replica's, and otherwise leaves out some contention on shared fabric links.
+    `programs` holds one StageProgram per virtual stage (pp x chunks; rank i's chunk c is
+    programs[c * pp + i]). `replicas`: how many DP replicas' TP, CP and pipeline traffic to put on
+    the network (all by default up to FOLD_ABOVE GPUs, else FOLD_REPLICAS). DP collectives always
+    involve every rank. Replicas are symmetric, so this is exact when their TP/PP traffic shares no
+    link with another replica's, and otherwise leaves out some contention on shared fabric links.
     """
 
     def __init__(
@@ -200,12 +265,18 @@ class PipelineExecutor:
         replicas: int | None = None,
     ):  # fmt: skip
         self.programs, self.par, self.model, self.env = programs, par, model, model.env
-        self.schedule = SCHEDULES[schedule]()
+        self.chunks = len(programs) // par.pp
+        self.virtual = len(programs)
+        self.schedule = SCHEDULES["interleaved" if self.chunks > 1 else schedule]()
         if replicas is None:
             replicas = par.dp if par.world <= FOLD_ABOVE else min(par.dp, FOLD_REPLICAS)
         self.replicas = max(1, min(replicas, par.dp))
-        p, m = par.pp, par.microbatches
-        self.recv = {d: [[self.env.event() for _ in range(m)] for _ in range(p)] for d in ("fwd", "bwd")}
+        self.dp = par.dp * par.cp
+        # FSDP reduce-scatters as each unit's gradients are ready; Megatron only with overlap_grad_reduce.
+        self.overlap_grads = par.overlap_grad_reduce or par.fsdp
+        self.unit_ends = {id(p): _unit_ends(p) for p in programs}
+        m = par.microbatches
+        self.recv = {d: [[self.env.event() for _ in range(m)] for _ in range(self.virtual)] for d in ("fwd", "bwd")}
         self.sent_at: dict[tuple[str, int, int], float] = {}
 
     def start(self) -> simpy.Event:
@@ -224,18 +295,23 @@ class PipelineExecutor:
         end = max(s.end for s in stats)
         k = max(range(len(stats)), key=lambda i: (stats[i].end, -i))
         st = stats[k]
-        bd = Breakdown.from_parts(
-            compute=st.compute * 1e6, tp=st.tp * 1e6, ep=st.ep * 1e6, pp=st.pp * 1e6, bubble=st.bubble * 1e6,
-            total=end * 1e6,
-        )  # fmt: skip
+        us = {k: getattr(st, k) * 1e6 for k in ("compute", "tp", "ep", "pp", "bubble", "cp")}
+        dp = max(0.0, end * 1e6 - sum(us.values()))
+        cp = us.pop("cp")
+        bd = Breakdown.from_parts(**us, total=end * 1e6, dp=dp, comm=us["tp"] + us["ep"] + us["pp"] + dp + cp)
         par = self.par
-        bd.timeline = {
-            f"stage {i} (rank {rank_of(0, 0, i, par.tp, par.dp)})": Breakdown.spans_ns(s.spans)
-            for i, s in enumerate(stats)
-        }
+        bd.timeline = {f"stage {i} (rank {par.rank(pp=i)})": Breakdown.spans_ns(s.spans) for i, s in enumerate(stats)}
         report = self.model.report(end)
         if "compression" in report:
             bd.extra["compression"] = report.pop("compression")
         counts = {key: report.pop(key) for key in ("flows", "solves") if key in report}
         bd.extra.update({"critical_stage": k, **counts, "simulated_dp_replicas": self.replicas, **report})
+        bd.extra.update({"recompute_us": st.recompute * 1e6, "exposed_cp_us": st.cp * 1e6,
+                         "exposed_param_gather_us": st.gather * 1e6})  # fmt: skip
         return bd
+
+
+def _unit_ends(prog: StageProgram) -> dict[int, int]:
+    """For FSDP's backward: the last row of each gathered unit -> the unit's first row."""
+    starts = sorted(prog.gathers) + [len(prog.layers)]
+    return {z - 1: a for a, z in zip(starts, starts[1:])}

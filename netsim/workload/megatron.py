@@ -1,17 +1,28 @@
-"""netsim's own workloads: what Megatron-LM really sends and computes, per pipeline stage.
+"""netsim's own workloads: what Megatron-LM (and FSDP trainers) really send and compute, per pipeline stage.
 
-Unlike AICB (aicb.py) this counts grouped-query attention, SwiGLU's three matrices, the
-embedding only on the first stage and the output layer only on the last, TP all-reduces in
-backward as well as forward, and DP gradient buckets that overlap the last backward pass.
-It emits typed programs (program.py): a StageProgram per stage for the schedule executor and
-its unrolled LayerProgram (SimAI's layout) for the closed-form executor and export.
+Unlike AICB (aicb.py) this counts grouped-query attention, SwiGLU's three matrices, causal flash
+attention, the embedding only on the first stage and the output layer only on the last, TP
+collectives in backward as well as forward, and DP gradient buckets that overlap backward. It emits
+typed programs (program.py): a StageProgram per pipeline stage, or per model chunk under the
+interleaved schedule (stages[c * pp + i] is rank i's chunk c), and per rank the unrolled
+LayerProgram (SimAI's layout) for the closed-form executor and export.
 
-Modelling choices (each is a documented approximation):
-- backward = 2 x forward for linear layers (dgrad on the ig column, wgrad on wg); flash
-  attention's backward = 2.5 x its forward, all on ig;
-- gradients reduce in fp32 (Megatron's main_grad), bucketed at Megatron-LM's default DDP bucket
-  size max(40M, 1M x dp) parameters, reduce-scattered (distributed optimizer) or all-reduced;
-- the distributed optimizer all-gathers updated bf16 parameters after the optimizer step;
+Modelling choices (each is a documented approximation; README "Training options"):
+- GEMM time from its shape (compute.py `gemm_s`); dgrad and wgrad are GEMMs of the forward's size;
+  FP8 runs the linear layers at the FP8 peak plus Transformer Engine's casts, and keeps attention
+  and the output layer in BF16;
+- flash attention with a causal mask: half of the s^2 score FLOPs, backward 2.5 x forward (it
+  recomputes the scores, so selective recompute adds no time, only saves memory);
+- full recompute re-runs each transformer layer's forward, TP collectives included, before its
+  backward (Megatron's `--recompute-granularity full --recompute-method uniform`);
+- context parallelism: each rank holds s/cp tokens; K and V of the whole sequence are all-gathered
+  in forward and again, with the dK/dV reduce-scatter, in backward (an all-reduce's bytes),
+  pipelined with the attention kernel as Transformer Engine's ring attention does;
+- gradients reduce in `grad_reduce_dtype`, bucketed at Megatron's default DDP bucket size
+  max(40M, 1M x dp) parameters, reduce-scattered (distributed optimizer) or all-reduced; FSDP
+  reduce-scatters per transformer layer and all-gathers each layer's bf16 parameters before its
+  forward (every micro-batch, and before its backward too, unless no-reshard-after-forward, where
+  parameters stay gathered through the iteration);
 - pipeline sends carry one TP shard of the activation (2*b*s*h/t bytes: scatter-gather / SP).
 """
 
@@ -28,6 +39,7 @@ from netsim.workload.program import (
     ACTIVATION_GRAD,
     ALLGATHER,
     ALLREDUCE,
+    CP,
     DEFAULT_CLASS,
     DP,
     GRADIENT,
@@ -45,6 +57,7 @@ from netsim.workload.program import (
 
 ADAM_BYTES_PER_PARAM = 30  # read fp32 param, grad, m, v; write param, m, v; write the bf16 copy
 Comm = tuple[str | None, int]  # (op, bytes) of a TP collective; (None, 0) for none
+FP8_CAST_BYTES = 3  # Transformer Engine casts a GEMM input: read bf16 (2 B), write fp8 (1 B)
 
 
 @dataclass(frozen=True)
@@ -54,14 +67,19 @@ class StageShape:
     last: bool
 
 
-def stage_layers(layers: int, pp: int) -> list[int]:
-    """Even split; when uneven, the first and last stages hold fewer (as Llama 3 405B did)."""
-    base, extra = divmod(layers, pp)
+def stage_layers(layers: int, stages: int, first_last_fewer: bool = False) -> list[int]:
+    """Layers per (virtual) stage. Even split; when uneven, the first and last stages hold fewer
+    (as Llama 3 405B did). `first_last_fewer`: the first and last hold one layer fewer than the rest
+    (Megatron's account for the embedding and the output layer)."""
+    if first_last_fewer and stages > 1 and (layers + 2) % stages == 0:
+        per = (layers + 2) // stages
+        return [per - 1] + [per] * (stages - 2) + [per - 1]
+    base, extra = divmod(layers, stages)
     if extra == 0:
-        return [base] * pp
-    counts = [base + 1] * pp
-    deficit = pp * (base + 1) - layers
-    order = [0, pp - 1] + list(range(1, pp - 1))
+        return [base] * stages
+    counts = [base + 1] * stages
+    deficit = stages * (base + 1) - layers
+    order = [0, stages - 1] + list(range(1, stages - 1))
     for i in order[:deficit]:
         counts[i] -= 1
     return counts
@@ -78,15 +96,22 @@ def layer_params(model: ModelConfig, tp: int) -> int:
     return attn + mlp + norms
 
 
-def stage_params(model: ModelConfig, par: Parallelism, shape: StageShape) -> int:
+def _embedding_params(model: ModelConfig, par: Parallelism) -> int:
     v = padded_vocab(model.vocab, par.tp)
+    return v * model.hidden // par.tp + (par.seq * model.hidden if model.position_embeddings else 0)
+
+
+def _output_params(model: ModelConfig, par: Parallelism) -> int:
+    v = padded_vocab(model.vocab, par.tp)
+    return 0 if (model.tied_embeddings and par.pp == 1) else v * model.hidden // par.tp
+
+
+def stage_params(model: ModelConfig, par: Parallelism, shape: StageShape) -> int:
     p = shape.layers * layer_params(model, par.tp)
     if shape.first:
-        p += v * model.hidden // par.tp + (par.seq * model.hidden if model.position_embeddings else 0)
+        p += _embedding_params(model, par)
     if shape.last:
-        p += model.hidden * (2 if not model.gated_mlp else 1)  # final norm
-        if not (model.tied_embeddings and par.pp == 1):
-            p += v * model.hidden // par.tp
+        p += model.hidden * (2 if not model.gated_mlp else 1) + _output_params(model, par)  # final norm, output
     return p
 
 
@@ -95,60 +120,88 @@ def _ns(seconds: float) -> int:
 
 
 def build_megatron(model: ModelConfig, par: Parallelism, gpu: GpuCompute) -> StagedProgram:
-    """One program per pipeline stage (equal shapes share one object), and each unrolled."""
-    counts = stage_layers(model.layers, par.pp)
-    cache: dict[StageShape, tuple[StageProgram, LayerProgram]] = {}
-    stages, unrolled = [], []
-    for i, n in enumerate(counts):
-        shape = StageShape(layers=n, first=i == 0, last=i == par.pp - 1)
+    """One program per pipeline stage, or per model chunk under the interleaved schedule (equal
+    shapes share one object), and each rank's unrolled layer list."""
+    v = par.vpp
+    counts = stage_layers(model.layers, par.pp * v, par.first_last_fewer)
+    cache: dict[StageShape, StageProgram] = {}
+    stages = []
+    for vs, n in enumerate(counts):
+        shape = StageShape(layers=n, first=vs == 0, last=vs == par.pp * v - 1)
         if shape not in cache:
-            prog = _stage_program(model, par, gpu, shape)
-            cache[shape] = (prog, _unroll(prog, model, par, gpu, shape))
-        stages.append(cache[shape][0])
-        unrolled.append(cache[shape][1])
-    return StagedProgram(stages=stages, unrolled=unrolled, model_name=model.name)
+            cache[shape] = _stage_program(model, par, gpu, shape)
+        stages.append(cache[shape])
+    unrolled = [_unroll([stages[c * par.pp + i] for c in range(v)], par, counts[i]) for i in range(par.pp)]
+    memory = {"activation_bytes_per_gpu": _activation_memory(model, par, counts), "recompute": par.recompute}
+    return StagedProgram(stages=stages, unrolled=unrolled, model_name=model.name, chunks=v, memory=memory)
 
 
-def _phases(compute_fwd: int, fwd: Comm, compute_ig: int, ig: Comm, compute_wg: int) -> tuple[Phase, Phase, Phase]:
-    """A layer's three phases: fwd/ig TP collectives (activation and activation-gradient class)."""
-    return (
-        Phase(compute_fwd, fwd[0], TP if fwd[0] else "NONE", fwd[1], ACTIVATION),
-        Phase(compute_ig, ig[0], TP if ig[0] else "NONE", ig[1], ACTIVATION_GRAD),
-        Phase(compute_wg, traffic=GRADIENT),
+def _activation_memory(model: ModelConfig, par: Parallelism, counts: list[int]) -> int:
+    """Activations the first pipeline rank holds at the 1F1B peak (Korthikanti et al. 2022, eq. for
+    s b h per layer; flash attention stores no s^2 scores): 34 sbh/t with SP (sequence-sharded norms
+    and dropout), 10 sbh + 24 sbh/t without, 2 sbh (the layer input) under full recompute."""
+    s, b, h, t = par.seq // par.cp, par.mbs, model.hidden, par.tp
+    per_layer = {"full": 2 * s * b * h}.get(par.recompute, 34 * s * b * h / t if par.sp else (10 + 24 / t) * s * b * h)
+    layers = sum(counts[c * par.pp] for c in range(par.vpp))
+    in_flight = (
+        min(par.microbatches, par.pp)
+        if par.vpp == 1
+        else min(par.microbatches * par.vpp, par.pp * par.vpp + par.pp - 1) / par.vpp
     )
+    return int(per_layer * layers * in_flight)
 
 
-def _layer(name: str, *phase_args) -> Layer:
-    fwd, ig, wg = _phases(*phase_args)
-    return Layer(name, fwd, ig, wg)
+def _row(name: str, fwd: Phase, ig: Phase, wg_ns: int) -> Layer:
+    return Layer(name, fwd, ig, Phase(wg_ns, traffic=GRADIENT))
+
+
+def _tp_phase(ns: float, comm: Comm, traffic: str, par: Parallelism) -> Phase:
+    if comm[0] is None:
+        return Phase(_ns(ns), traffic=traffic)
+    chunks = min(par.tp, 8) if par.tp_comm_overlap else 0
+    return Phase(_ns(ns), comm[0], TP, comm[1], traffic, overlap_chunks=chunks)
 
 
 @dataclass(frozen=True)
 class _Kernels:
     """Forward, input-gradient and weight-gradient compute of one layer and micro-batch (seconds)."""
 
-    norm: float
+    norm: float  # one norm plus one bias-dropout-add, forward
     qkv: float
-    core: float
+    core_fwd: float
+    core_bwd: float
     proj: float
     up: float
     act: float
     down: float
+    cast_qkv: float  # FP8 input casts (0 in bf16/fp16)
+    cast_proj: float
+    cast_up: float
+    cast_down: float
 
 
 def _kernels(model: ModelConfig, par: Parallelism, gpu: GpuCompute) -> _Kernels:
-    b, s, h, t = par.mbs, par.seq, model.hidden, par.tp
+    b, t, h = par.mbs, par.tp, model.hidden
+    tokens = b * par.seq // par.cp
     k = h // model.heads
     q, kvd, f = k * model.heads, k * model.kv, model.ffn
+    gated = 2 if model.gated_mlp else 1
+    prec = "fp8" if par.precision == "fp8" else "bf16"
+    # Elementwise work runs on the rank's sequence shard under SP, on the whole sequence without.
+    elem_h = tokens * h / (t if par.sp else 1)
+    core = 4 * b * (par.seq // par.cp) * par.seq * q / t * 0.5  # causal: half the scores
+    cast = (lambda n: gpu.stream_s(FP8_CAST_BYTES * tokens * n)) if prec == "fp8" else (lambda n: 0.0)
     return _Kernels(
-        norm=gpu.memory_s(b * s * h * 2 * 2),
-        qkv=gpu.matmul_s(2 * b * s * h * (q + 2 * kvd) / t),
-        core=gpu.matmul_s(4 * b * s * s * q / t),
-        proj=gpu.matmul_s(2 * b * s * q * h / t),
-        up=gpu.matmul_s(2 * b * s * h * f * (2 if model.gated_mlp else 1) / t),
-        act=gpu.memory_s(b * s * f / t * 2 * (3 if model.gated_mlp else 2)),
-        down=gpu.matmul_s(2 * b * s * f * h / t),
-    )
+        norm=gpu.stream_s(elem_h * (2 + 2 + 7)),  # norm read + write, bias-dropout-add read 2 write 1 + mask
+        qkv=gpu.gemm_s(tokens, (q + 2 * kvd) / t, h, prec),
+        core_fwd=gpu.attention_s(core),
+        core_bwd=gpu.attention_s(2.5 * core),
+        proj=gpu.gemm_s(tokens, h, q / t, prec),
+        up=gpu.gemm_s(tokens, gated * f / t, h, prec),
+        act=gpu.stream_s(tokens * f / t * 2 * (3 if model.gated_mlp else 2)),
+        down=gpu.gemm_s(tokens, h, f / t, prec),
+        cast_qkv=cast(h), cast_proj=cast(q / t), cast_up=cast(h), cast_down=cast(f / t),
+    )  # fmt: skip
 
 
 def _tp_comms(par: Parallelism, size: int) -> tuple[Comm, Comm, Comm, Comm]:
@@ -161,120 +214,172 @@ def _tp_comms(par: Parallelism, size: int) -> tuple[Comm, Comm, Comm, Comm]:
     return none, (ALLREDUCE, size), none, (ALLREDUCE, size)
 
 
+def _core_row(model: ModelConfig, par: Parallelism, kn: _Kernels) -> Layer:
+    """The attention kernel; under CP with its K/V exchange pipelined over the CP ring's steps."""
+    if par.cp <= 1:
+        return _row("core_attention", Phase(_ns(kn.core_fwd)), Phase(_ns(kn.core_bwd)), 1)
+    kv = 2 * 2 * par.mbs * par.seq * (model.hidden // model.heads) * model.kv // par.tp  # K and V, bf16
+    fwd = Phase(_ns(kn.core_fwd), ALLGATHER, CP, kv, ACTIVATION, overlap_chunks=par.cp)
+    ig = Phase(_ns(kn.core_bwd), ALLREDUCE, CP, kv, ACTIVATION_GRAD, overlap_chunks=par.cp)
+    return _row("core_attention", fwd, ig, 1)
+
+
 def _transformer_layer(model: ModelConfig, par: Parallelism, kn: _Kernels, comms) -> list[tuple[Layer, int]]:
-    """One transformer layer's rows with the parameters whose gradients each produces."""
+    """One transformer layer's rows with the parameters whose gradients each produces; under full
+    recompute, rows that re-run the forward (TP collectives included) before the layer's backward."""
     h, t, f = model.hidden, par.tp, model.ffn
-    k = h // model.heads
-    q, kvd = k * model.heads, k * model.kv
+    q = (h // model.heads) * model.heads
     fwd_in, fwd_out, bwd_out, bwd_in = comms
     lp = layer_params(model, t)
-    la = h * (q + 2 * kvd) // t + q * h // t
-    if par.sp:
-        # Column-parallel input all-gather and row-parallel output reduce-scatter.
-        return [
-            (_layer("attention_column", _ns(kn.norm + kn.qkv + kn.core), fwd_in, _ns(kn.qkv + 2.5 * kn.core + kn.norm),
-                    bwd_in, _ns(kn.qkv)), la - q * h // t),
-            (_layer("attention_row", _ns(kn.proj), fwd_out, _ns(kn.proj), bwd_out, _ns(kn.proj)), q * h // t),
-            (_layer("mlp_column", _ns(kn.norm + kn.up + kn.act), fwd_in, _ns(kn.up + kn.act + kn.norm), bwd_in,
-                    _ns(kn.up)), lp - la - f * h // t),
-            (_layer("mlp_row", _ns(kn.down), fwd_out, _ns(kn.down), bwd_out, _ns(kn.down)), f * h // t),
-        ]  # fmt: skip
-    attn_f, attn_ig = kn.norm + kn.qkv + kn.core + kn.proj, kn.qkv + 2.5 * kn.core + kn.proj + kn.norm
-    mlp_f, mlp_ig = kn.norm + kn.up + kn.act + kn.down, kn.up + kn.act + kn.down + kn.norm
-    return [
-        (_layer("attention", _ns(attn_f), fwd_out, _ns(attn_ig), bwd_in, _ns(kn.qkv + kn.proj)), la),
-        (_layer("mlp", _ns(mlp_f), fwd_out, _ns(mlp_ig), bwd_in, _ns(kn.up + kn.down)), lp - la),
-    ]
+    la = lp - (3 if model.gated_mlp else 2) * h * f // t - (h if model.gated_mlp else 2 * h)
+    attn_col = kn.norm + kn.qkv + kn.cast_qkv
+    rows = [
+        (_row("attention_column", _tp_phase(attn_col, fwd_in, ACTIVATION, par),
+              _tp_phase(kn.qkv + 2 * kn.norm, bwd_in, ACTIVATION_GRAD, par), _ns(kn.qkv)), la - q * h // t),
+        (_core_row(model, par, kn), 0),
+        (_row("attention_row", _tp_phase(kn.proj + kn.cast_proj, fwd_out, ACTIVATION, par),
+              _tp_phase(kn.proj + kn.cast_proj, bwd_out, ACTIVATION_GRAD, par), _ns(kn.proj)), q * h // t),
+        (_row("mlp_column", _tp_phase(kn.norm + kn.up + kn.act + kn.cast_up, fwd_in, ACTIVATION, par),
+              _tp_phase(kn.up + 2 * (kn.act + kn.norm), bwd_in, ACTIVATION_GRAD, par), _ns(kn.up)),
+         lp - la - f * h // t),
+        (_row("mlp_row", _tp_phase(kn.down + kn.cast_down, fwd_out, ACTIVATION, par),
+              _tp_phase(kn.down + kn.cast_down, bwd_out, ACTIVATION_GRAD, par), _ns(kn.down)), f * h // t),
+    ]  # fmt: skip
+    if par.recompute != "full":
+        return rows
+    # Backward visits rows last to first: these run the layer's forward again, in forward order.
+    redo = [(Layer(f"{x.name} recompute", Phase(0), replace(x.fwd, traffic=ACTIVATION), Phase(0)), 0)
+            for x, _p in reversed(rows)]  # fmt: skip
+    return rows + redo
 
 
 def _micro_batch(model: ModelConfig, par: Parallelism, gpu: GpuCompute, shape: StageShape) -> list[tuple[Layer, int]]:
     """Rows of one micro-batch with the parameters whose gradients each row produces."""
-    b, s, h, t = par.mbs, par.seq, model.hidden, par.tp
+    b, h, t = par.mbs, model.hidden, par.tp
+    tokens = b * par.seq // par.cp
     v = padded_vocab(model.vocab, t)
     kn = _kernels(model, par, gpu)
-    comms = _tp_comms(par, 2 * b * s * h)  # one bf16 activation, whole (SimAI's size convention for AG/RS too)
+    comms = _tp_comms(par, 2 * tokens * h)  # one bf16 activation, whole (SimAI's size convention for AG/RS too)
     fwd_in, fwd_out, _bwd_out, bwd_in = comms
     out: list[tuple[Layer, int]] = []
     if shape.first:
-        emb_params = v * h // t + (s * h if model.position_embeddings else 0)
-        mem = _ns(gpu.memory_s(b * s * h * 2 * 2))
-        out.append((_layer("embedding", mem, fwd_out, 1, (None, 0), mem), emb_params))
+        mem = _ns(gpu.stream_s(tokens * h * 2 * 2))
+        out.append((_row("embedding", Phase(mem, *_op(fwd_out), ACTIVATION), Phase(1, traffic=ACTIVATION_GRAD), mem),
+                    _embedding_params(model, par)))  # fmt: skip
     for _ in range(shape.layers):
         out += _transformer_layer(model, par, kn, comms)
     if shape.last:
-        logits = gpu.matmul_s(2 * b * s * h * v / t)
-        ce = gpu.memory_s(b * s * v / t * 4 * 2)
-        out_params = 0 if (model.tied_embeddings and par.pp == 1) else v * h // t
-        row = _layer(
-            "output_layer", _ns(kn.norm + logits + ce), fwd_in, _ns(logits + ce + kn.norm), bwd_in, _ns(logits)
-        )
-        out.append((row, out_params))
+        logits = gpu.gemm_s(tokens, v / t, h, "bf16")
+        ce = gpu.stream_s(tokens * v / t * 4 * 2)
+        norm = gpu.stream_s(tokens * h / (t if par.sp else 1) * 4)
+        row = _row("output_layer", Phase(_ns(norm + logits + ce), *_op(fwd_in), ACTIVATION),
+                   Phase(_ns(logits + ce + norm), *_op(bwd_in), ACTIVATION_GRAD), _ns(logits))  # fmt: skip
+        out.append((row, _output_params(model, par) + h * (1 if model.gated_mlp else 2)))
         if t > 1:  # vocab-parallel cross entropy: max, sum of exponentials, target logit (fp32)
             for i in range(1, 4):
-                fwd = Phase(1, ALLREDUCE, TP, 4 * b * s, DEFAULT_CLASS)
+                fwd = Phase(1, ALLREDUCE, TP, 4 * tokens, DEFAULT_CLASS)
                 out.append((Layer(f"cross_entropy{i}", fwd, Phase(1, traffic=ACTIVATION_GRAD), Phase(1)), 0))
     return out
 
 
+def _op(c: Comm) -> tuple:
+    return (c[0], TP if c[0] else "NONE", c[1])
+
+
 def _buckets(body: list[tuple[Layer, int]], par: Parallelism) -> dict[int, Collective]:
-    """DP gradient buckets of max(40M, 1M x dp) parameters in fp32, filled in backward order; the
-    remainder goes with the first layer."""
-    if par.dp <= 1:
+    """DP gradient buckets of max(40M, 1M x dp) parameters, filled in backward order; the remainder
+    goes with the first layer. FSDP: one reduce-scatter per transformer layer (its wrapping unit)."""
+    dp = par.dp * par.cp  # CP ranks hold the same parameters: Megatron reduces over DP x CP
+    if dp <= 1:
         return {}
-    bucket = max(40_000_000, 1_000_000 * par.dp)
-    op = REDUCESCATTER if par.distributed_optimizer else ALLREDUCE
+    bucket = max(40_000_000, 1_000_000 * dp)
+    op = REDUCESCATTER if (par.distributed_optimizer or par.fsdp) else ALLREDUCE
+    starts = _unit_starts(body) if par.fsdp else None
     sizes: dict[int, int] = {}
     pending = 0
     for i in range(len(body) - 1, -1, -1):
         pending += body[i][1]
-        if pending >= bucket:
-            sizes[i] = 4 * pending
+        if (starts is None and pending >= bucket) or (starts is not None and i in starts and pending):
+            sizes[i] = par.grad_bytes * pending
             pending = 0
     if pending:
-        sizes[0] = sizes.get(0, 0) + 4 * pending
+        sizes[0] = sizes.get(0, 0) + par.grad_bytes * pending
     return {i: Collective(op, DP, n, GRADIENT) for i, n in sizes.items()}
+
+
+def _unit_starts(body: list[tuple[Layer, int]]) -> set[int]:
+    """Rows that open an FSDP unit: each transformer layer, the embedding and the output layer."""
+    return {i for i, (x, _p) in enumerate(body) if x.name in ("embedding", "attention_column", "output_layer")}
+
+
+def _gathers(body: list[tuple[Layer, int]]) -> dict[int, Collective]:
+    """FSDP's bf16 parameter all-gather of each unit, due before its first row's forward."""
+    starts = sorted(_unit_starts(body)) + [len(body)]
+    out = {}
+    for a, z in zip(starts, starts[1:]):
+        params = sum(p for _x, p in body[a:z])
+        if params:
+            out[a] = Collective(ALLGATHER, DP, 2 * params, PARAMETER)
+    return out
+
+
+def _bucket_gathers(buckets: dict[int, Collective], par: Parallelism) -> dict[int, Collective]:
+    """Megatron's overlapped parameter all-gather: each gradient bucket's bf16 parameters, due
+    before the forward of the bucket's first row (a bucket at row i holds rows i up to the next)."""
+    return {i: Collective(ALLGATHER, DP, c.bytes // par.grad_bytes * 2, PARAMETER) for i, c in buckets.items()}
 
 
 def _stage_program(model: ModelConfig, par: Parallelism, gpu: GpuCompute, shape: StageShape) -> StageProgram:
     body = _micro_batch(model, par, gpu, shape)
     total_params = stage_params(model, par, shape)
-    shard = total_params / par.dp if par.distributed_optimizer else total_params
-    gather = None
-    if par.dp > 1 and par.distributed_optimizer:
+    dp = par.dp * par.cp
+    sharded = par.distributed_optimizer or par.fsdp
+    shard = total_params / dp if sharded else total_params
+    gather, gathers = None, {}
+    buckets = _buckets(body, par)
+    if dp > 1 and par.fsdp:
+        gathers = _gathers(body)
+    elif dp > 1 and par.distributed_optimizer and par.overlap_param_gather:
+        gathers = _bucket_gathers(buckets, par)  # each bucket gathered before its first forward
+    elif dp > 1 and par.distributed_optimizer:
         gather = Collective(ALLGATHER, DP, 2 * total_params, PARAMETER)
-    pp_bytes = 2 * par.mbs * par.seq * model.hidden // par.tp if par.pp > 1 else 0
+    pp_bytes = 2 * par.mbs * (par.seq // par.cp) * model.hidden // par.tp if par.pp > 1 else 0
     return StageProgram(
         layers=[x for x, _p in body],
-        buckets=_buckets(body, par),
+        buckets=buckets,
         optimizer_ns=_ns(gpu.memory_s(shard * ADAM_BYTES_PER_PARAM)),
         param_allgather=gather,
         send_fwd=Send(pp_bytes, ACTIVATION),
         send_bwd=Send(pp_bytes, ACTIVATION_GRAD),
         params=total_params,
+        gathers=gathers,
+        regather=par.sharding == "fsdp",
     )
 
 
-def _unroll(
-    prog: StageProgram, model: ModelConfig, par: Parallelism, gpu: GpuCompute, shape: StageShape
-) -> LayerProgram:
-    """The stage as SimAI's layer list: the parameter all-gather and the optimizer step (which waits
-    for the gradients) first, then every micro-batch. SimAI-layout backward runs rows last -> first,
-    so micro-batch 0's copy finishes last: its rows carry the DP gradient buckets."""
-    layers: list[Layer] = []
-    if prog.param_allgather is not None:
-        g = prog.param_allgather
-        layers.append(Layer("param_allgather", Phase(1), Phase(1), Phase(1, g.op, g.group, g.bytes, g.traffic)))
-    layers.append(Layer("optimizer_step", Phase(1), Phase(prog.optimizer_ns), Phase(1), barrier=True))
-    for i, x in enumerate(prog.layers):
-        c = prog.buckets.get(i)
-        layers.append(
-            x if c is None else replace(x, wg=replace(x.wg, op=c.op, group=c.group, bytes=c.bytes, traffic=c.traffic))
-        )
+def _unroll(chunks: list[StageProgram], par: Parallelism, layers: int) -> LayerProgram:
+    """A rank's chunks as SimAI's layer list: the parameter all-gather and the optimizer step (which
+    waits for the gradients) first, then every micro-batch. SimAI-layout backward runs rows last ->
+    first, so micro-batch 0's copy finishes last: its rows carry the DP gradient buckets."""
+    out: list[Layer] = []
+    for prog in chunks:
+        if prog.param_allgather is not None:
+            g = prog.param_allgather
+            out.append(Layer("param_allgather", Phase(1), Phase(1), Phase(1, g.op, g.group, g.bytes, g.traffic)))
+    out.append(Layer("optimizer_step", Phase(1), Phase(sum(p.optimizer_ns for p in chunks)), Phase(1), barrier=True))
+    for prog in chunks:
+        for i, x in enumerate(prog.layers):
+            c = prog.buckets.get(i)
+            out.append(
+                x if c is None else replace(x, wg=replace(x.wg, op=c.op, group=c.group, bytes=c.bytes,
+                                                          traffic=c.traffic))
+            )  # fmt: skip
+    body = [x for prog in chunks for x in prog.layers]
     for _ in range(par.microbatches - 1):
-        layers.extend(prog.layers)
+        out.extend(body)
     return LayerProgram(
-        tp=par.tp, ep=par.ep, pp=par.pp, vpp=shape.layers, ga=par.microbatches, all_gpus=par.world,
-        layers=layers, pp_bytes=prog.send_fwd.bytes, source="megatron",
+        tp=par.tp, ep=par.ep, pp=par.pp, vpp=layers, ga=par.microbatches, all_gpus=par.world,
+        layers=out, pp_bytes=chunks[0].send_fwd.bytes, source="megatron",
     )  # fmt: skip
 
 

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from netsim.config.model import ModelConfig, ParallelismConfig
+from netsim.config.model import RANK_DIMS, ModelConfig, ParallelismConfig
 from netsim.errors import InputError
+
+FSDP = ("fsdp", "fsdp-no-reshard-after-forward")
 
 
 @dataclass(frozen=True)
 class Parallelism:
-    """The resolved parallel layout of a run: TP x PP x DP (and EP), batch sizes, sequence length,
-    sequence parallelism, distributed optimizer and schedule. Ranks map TP-fastest, then DP, then PP."""
+    """The resolved layout and training options of a run: TP x CP x PP x DP (and EP), virtual
+    pipeline chunks, batch sizes, sequence length, sequence parallelism, sharding, schedule,
+    recompute, precision and overlaps. Ranks map in `rank_order`, the first dimension fastest
+    (Megatron-Core's default: tp, cp, dp, pp)."""
 
     tp: int
     pp: int
@@ -23,24 +27,85 @@ class Parallelism:
     sp: bool
     distributed_optimizer: bool
     schedule: str
+    cp: int = 1
+    vpp: int = 1
+    sharding: str = "distributed-optimizer"
+    recompute: str = "none"
+    precision: str = "bf16"
+    grad_reduce_dtype: str = "fp32"
+    overlap_grad_reduce: bool = False
+    overlap_param_gather: bool = False
+    tp_comm_overlap: bool = False
+    first_last_fewer: bool = False
+    rank_order: tuple[str, ...] = RANK_DIMS
 
     @property
     def world(self) -> int:
-        return self.tp * self.pp * self.dp
+        return self.tp * self.cp * self.pp * self.dp
 
     @property
     def microbatches(self) -> int:
         """Gradient-accumulation steps per iteration (AICB's `ga`)."""
         return self.gbs // (self.mbs * self.dp)
 
+    @property
+    def fsdp(self) -> bool:
+        return self.sharding in FSDP
+
+    @property
+    def grad_bytes(self) -> int:
+        """Bytes per gradient element as the DP collective reduces it."""
+        return 4 if self.grad_reduce_dtype == "fp32" else 2
+
+    def rank(self, tp: int = 0, cp: int = 0, dp: int = 0, pp: int = 0) -> int:
+        """The global rank of these coordinates under `rank_order` (first dimension fastest)."""
+        coords = {"tp": tp, "cp": cp, "dp": dp, "pp": pp}
+        sizes = {"tp": self.tp, "cp": self.cp, "dp": self.dp, "pp": self.pp}
+        r, stride = 0, 1
+        for d in self.rank_order:
+            r += coords[d] * stride
+            stride *= sizes[d]
+        return r
+
     def to_dict(self) -> dict:
-        return {**asdict(self), "microbatches": self.microbatches}
+        d = asdict(self)
+        d["rank_order"] = list(self.rank_order)
+        return {**d, "microbatches": self.microbatches}
+
+
+def _sharding(cfg: ParallelismConfig) -> str:
+    if cfg.sharding is not None:
+        return "distributed-optimizer" if cfg.sharding == "zero-1" else cfg.sharding
+    return "distributed-optimizer" if cfg.distributed_optimizer else "none"
+
+
+def _vpp(cfg: ParallelismConfig, model: ModelConfig, where: str) -> int:
+    """Virtual stages per rank. Interleaved without a vpp: two layers per model chunk, or the nearest
+    smaller count that splits the layers evenly (documented default; Megatron needs that)."""
+    interleaved = cfg.schedule.startswith("interleaved")
+    if cfg.vpp is not None:
+        v = cfg.vpp
+    elif interleaved and cfg.pp > 1:
+        slots = model.layers + (2 if cfg.first_last_stage_one_layer_fewer else 0)
+        v = max(1, slots // (cfg.pp * 2))
+        while v > 1 and slots % (cfg.pp * v):
+            v -= 1
+    else:
+        v = 1
+    if v > 1 and cfg.pp == 1:
+        raise InputError("vpp > 1 needs pp > 1 (virtual stages interleave a pipeline)", field=where)
+    if v > 1 and cfg.schedule == "gpipe":
+        raise InputError("vpp > 1 runs the interleaved 1F1B schedule, not gpipe", field=where)
+    if cfg.pp * v > model.layers:
+        raise InputError(f"pp x vpp = {cfg.pp * v} virtual stages is more than the model's {model.layers} layers",
+                         field=where)  # fmt: skip
+    return v
 
 
 def resolve_parallelism(
     model: ModelConfig, gpus: int, overrides: dict | None = None, where: str = "parallelism"
 ) -> Parallelism:
-    """Preset defaults, then explicit overrides; TP x PP x DP must equal the GPU count."""
+    """Preset defaults, then explicit overrides; TP x CP x PP x DP must equal the GPU count."""
     base = model.parallelism.model_dump()
     explicit_dp = base.get("dp") is not None
     for k, v in (overrides or {}).items():
@@ -49,35 +114,45 @@ def resolve_parallelism(
             if k == "dp":
                 explicit_dp = True
     cfg = ParallelismConfig.model_validate(base)
-    tp, pp = cfg.tp, cfg.pp
+    tp, pp, cp = cfg.tp, cfg.pp, cfg.cp
     if pp > model.layers:
         raise InputError(f"pp={pp} is more pipeline stages than the model's {model.layers} layers", field=where)
     if explicit_dp:
         dp = cfg.dp
-        if tp * pp * dp != gpus:
+        if tp * cp * pp * dp != gpus:
             raise InputError(
-                f"tp x pp x dp = {tp} x {pp} x {dp} = {tp * pp * dp}, expected the topology's {gpus} GPUs", field=where
-            )
+                f"tp x cp x pp x dp = {tp} x {cp} x {pp} x {dp} = {tp * cp * pp * dp}, expected the topology's "
+                f"{gpus} GPUs", field=where,
+            )  # fmt: skip
     else:
-        if gpus % (tp * pp):
-            raise InputError(f"tp x pp = {tp * pp} does not divide the topology's {gpus} GPUs", field=where)
-        dp = gpus // (tp * pp)
+        if gpus % (tp * cp * pp):
+            raise InputError(f"tp x cp x pp = {tp * cp * pp} does not divide the topology's {gpus} GPUs", field=where)
+        dp = gpus // (tp * cp * pp)
     if cfg.gbs % (cfg.mbs * dp):
         raise InputError(f"gbs {cfg.gbs} is not a multiple of mbs x dp = {cfg.mbs} x {dp}", field=where)
     if model.heads % tp:
         raise InputError(f"tp={tp} does not divide the model's {model.heads} attention heads", field=where)
+    seq = cfg.seq or model.seq
+    if seq % cp:
+        raise InputError(f"cp={cp} does not divide the sequence length {seq}", field=where)
+    vpp = _vpp(cfg, model, where)
+    m = cfg.gbs // (cfg.mbs * dp)
+    if vpp > 1 and m % pp:
+        raise InputError(f"the interleaved schedule needs the micro-batches per iteration ({m}) to be a multiple "
+                         f"of pp ({pp}), as Megatron requires", field=where)  # fmt: skip
+    sp = cfg.tp > 1 if cfg.sp is None else cfg.sp  # Megatron-Core and NeMo recipes pair SP with TP
+    # Megatron reduces gradients in fp32 for bf16/fp8 (main_grad); fp16 runs reduce in fp16.
+    grad_dtype = cfg.grad_reduce_dtype or ("fp16" if cfg.precision == "fp16" else "fp32")
+    sharding = _sharding(cfg)
     return Parallelism(
-        tp=tp,
-        pp=pp,
-        dp=dp,
-        ep=cfg.ep,
-        gbs=cfg.gbs,
-        mbs=cfg.mbs,
-        seq=cfg.seq or model.seq,
-        sp=cfg.sp and tp > 1,
-        distributed_optimizer=cfg.distributed_optimizer,
-        schedule=cfg.schedule,
-    )
+        tp=tp, pp=pp, dp=dp, ep=cfg.ep, gbs=cfg.gbs, mbs=cfg.mbs, seq=seq, sp=sp and tp > 1,
+        distributed_optimizer=sharding == "distributed-optimizer", schedule="interleaved" if vpp > 1 else (
+            "1f1b" if cfg.schedule.startswith("interleaved") else cfg.schedule),
+        cp=cp, vpp=vpp, sharding=sharding, recompute=cfg.recompute, precision=cfg.precision,
+        grad_reduce_dtype=grad_dtype, overlap_grad_reduce=cfg.overlap_grad_reduce,
+        overlap_param_gather=cfg.overlap_param_gather, tp_comm_overlap=cfg.tp_comm_overlap and tp > 1,
+        first_last_fewer=cfg.first_last_stage_one_layer_fewer, rank_order=tuple(cfg.rank_order),
+    )  # fmt: skip
 
 
 def rank_of(tp_idx: int, dp_idx: int, pp_idx: int, tp: int, dp: int) -> int:

@@ -16,7 +16,7 @@ Times are integer nanoseconds and sizes integer bytes, as in SimAI files.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Operation names, re-exported for the builders.
 from netsim.ops import ALLGATHER as ALLGATHER
@@ -26,7 +26,7 @@ from netsim.ops import REDUCESCATTER as REDUCESCATTER
 from netsim.ops import SENDRECV as SENDRECV
 
 # Communication groups.
-TP, DP, EP, DP_EP, PP, NO_GROUP = "TP", "DP", "EP", "DP_EP", "PP", "NONE"
+TP, DP, EP, DP_EP, PP, CP, NO_GROUP = "TP", "DP", "EP", "DP_EP", "PP", "CP", "NONE"
 
 # Traffic classes (what a compression stage keys its ratio on).
 GRADIENT = "gradient"
@@ -51,13 +51,16 @@ class Collective:
 @dataclass(frozen=True)
 class Phase:
     """Compute, then (optionally) one collective. `op` is None for a phase without communication;
-    `bytes` is kept even then, as SimAI's report prints it."""
+    `bytes` is kept even then, as SimAI's report prints it. `overlap_chunks` > 0: the collective is
+    pipelined with the compute in that many chunks (Transformer Engine's TP overlap, ring attention),
+    so it starts after the first chunk and the phase ends when both are done."""
 
     compute_ns: int
     op: str | None = None
     group: str = NO_GROUP
     bytes: int = 0
     traffic: str = DEFAULT_CLASS
+    overlap_chunks: int = 0
 
     @property
     def collective(self) -> Collective | None:
@@ -107,9 +110,11 @@ class Send:
 
 @dataclass(frozen=True)
 class StageProgram:
-    """One pipeline stage as the schedule executor runs it: a micro-batch's layers, the DP
-    gradient buckets issued after given layers' last backward, then the optimizer step and the
-    distributed optimizer's parameter all-gather."""
+    """One pipeline stage (or model chunk, under the interleaved schedule) as the schedule executor
+    runs it: a micro-batch's layers, the DP gradient buckets issued after given layers' last
+    backward, then the optimizer step and the distributed optimizer's parameter all-gather.
+    `gathers`: FSDP's parameter all-gather due before a row's forward (and, when `regather`, again
+    before its backward in every micro-batch)."""
 
     layers: list[Layer]
     buckets: dict[int, Collective]
@@ -118,6 +123,8 @@ class StageProgram:
     send_fwd: Send | None
     send_bwd: Send | None
     params: int = 0  # parameters one rank of this stage holds (its TP/PP shard)
+    gathers: dict[int, Collective] = field(default_factory=dict)
+    regather: bool = False
 
 
 @dataclass
@@ -128,6 +135,8 @@ class StagedProgram:
     stages: list[StageProgram]
     unrolled: list[LayerProgram]
     model_name: str = ""
+    chunks: int = 1  # model chunks per pipeline rank: stages[c * pp + i] is rank i's chunk c
+    memory: dict = field(default_factory=dict)  # per-GPU memory estimates (bytes), for the report
 
     def representative(self) -> int:
         """Index of the stage with the most compute (ties: the last)."""

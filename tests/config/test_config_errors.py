@@ -62,7 +62,7 @@ def test_disconnected_topology(tmp_path):
 
 def test_parallelism_mismatch(tmp_path):
     p = topo(tmp_path, GOOD)
-    check(*run("run", p, "--model", "7B", "--tp", "4", "--pp", "2", "--dp", "8"), "tp x pp x dp", "32 GPUs")
+    check(*run("run", p, "--model", "7B", "--tp", "4", "--pp", "2", "--dp", "8"), "tp x cp x pp x dp", "32 GPUs")
 
 
 def test_bad_yaml(tmp_path):

@@ -48,7 +48,7 @@ def test_results_independent_of_workers_and_failures_recorded(repo, tmp_path):
     pd.testing.assert_frame_equal(a, b)
     assert (tmp_path / "b/results.parquet").exists()
     bad = a[a.status == "error"]  # tp=3 does not divide 512 GPUs
-    assert len(bad) == 2 and bad.error.str.contains("tp x pp").all()
+    assert len(bad) == 2 and bad.error.str.contains("tp x cp x pp").all()
     assert (a.status == "ok").sum() == 4
     assert (tmp_path / "a/results.csv").read_text() == (tmp_path / "b/results.csv").read_text()
 

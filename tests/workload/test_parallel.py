@@ -20,7 +20,7 @@ def test_defaults_and_overrides():
     assert (p.tp, p.pp, p.dp, p.microbatches) == (8, 8, 8, 16)
     p = resolve_parallelism(m, 512, {"tp": 4, "pp": 16})
     assert p.dp == 8
-    with pytest.raises(InputError, match="tp x pp x dp"):
+    with pytest.raises(InputError, match="tp x cp x pp x dp"):
         resolve_parallelism(m, 512, {"dp": 4})
 
 
