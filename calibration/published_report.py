@@ -13,6 +13,7 @@ import copy
 from collections import defaultdict
 from pathlib import Path
 
+from netsim.config.loader import read_yaml
 from netsim.validation.published import geomean_abs, load_manifest, run_case, validate
 
 HERE = Path(__file__).resolve().parent
@@ -72,6 +73,28 @@ def main(path: str, workers: int = 1, backend: str = "flow") -> str:
             fams[family(r.case)].append(r.rel_err)
     for f, es in fams.items():
         out.append(f"| {f} | {len(es)} | {geomean_abs(es):.1%} | {sum(es) / len(es):+.1%} |")
+    out += [
+        "",
+        "## The calibration",
+        "",
+        "`training` blocks of `calibration/compute.yaml` (fit_published.py):",
+        "",
+        "| GPU | GEMM | FP8 GEMM | attention | memory-bound | GEMM half-dimension |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, d in (read_yaml(HERE / "compute.yaml")["gpus"]).items():
+        t = d.get("training")
+        if t:
+            out.append(
+                f"| {name} | {t['gemm_efficiency']} | {t.get('fp8_gemm_efficiency', '-')} | "
+                f"{t['attention_efficiency']} | {t['memory_efficiency']} (fixed) | {t['gemm_half_dim']} (fixed) |"
+            )
+    out += ["", "Read the attention efficiencies as what the fit absorbed, not as kernel benchmarks: A100's cases "
+            "predate flash attention (SC'21, BLOOM), so softmax and masking traffic is priced into it; on H100 the "
+            "torchtitan case (eager PyTorch, 500 W parts) pulls it down while the NeMo case (cuDNN attention, seq "
+            "8192) would want it higher, so those two stay off in opposite directions. mcore-32B is too slow: "
+            "with 4 micro-batches, Megatron's overlapped reduce-scatter of 16 GB of fp32 gradients over 48 ranks "
+            "hides behind only the last micro-batch's backward in netsim.", ""]  # fmt: skip
     out += ["", "## What each feature moved", "",
             "Each case that uses a feature, predicted again without it (closed-form network): the change in the "
             "predicted time and the error it would have had.", "",

@@ -58,6 +58,13 @@ class NetworkModel(Protocol):
         """What the model measured (flows, solves, link utilisation, codec accounting)."""
         ...
 
+    def fixed_s(self, op: str, groups: list[list[int]], size: float, traffic: str = "default",
+                kind: str = "DP") -> float | None:  # fmt: skip
+        """Seconds of a collective that needs no network simulation (a closed form), else None: an
+        executor may then advance its clock without an Event. `fixed_cacheable`: the answer depends
+        only on (op, groups, size), so it may be reused."""
+        ...
+
 
 class ClosedFormModel:
     """Closed-form collective times on group placements; a NIC codec prices what crosses servers."""
@@ -122,6 +129,14 @@ class ClosedFormModel:
     def report(self, duration: float) -> dict:
         return {"compression": self.codec.acct.report()} if self.codec is not None else {}
 
+    @property
+    def fixed_cacheable(self) -> bool:
+        return self.codec is None  # a codec's accounting must see every call
+
+    def fixed_s(self, op, groups, size, traffic="default", kind="DP") -> float | None:
+        """Every collective here is a closed form: its seconds."""
+        return self.time_ns(op, self.placement(groups[0]), size, traffic, kind) * 1e-9 if groups and size > 0 else 0.0
+
 
 def _after(env: simpy.Environment, delay: float, done: simpy.Event | None) -> simpy.Event:
     if done is None:
@@ -170,6 +185,12 @@ class FlowModel:
         if c is None or c.p.placement != "gpu" or not c.applies(traffic, kind):
             return 0.0
         return c.collective_codec_s(op, n, size)
+
+    fixed_cacheable = True  # NVLink closed forms have no side effects
+
+    def fixed_s(self, op, groups, size, traffic="default", kind="DP") -> float | None:
+        """Seconds of a collective that puts no flow on the network (NVLink-only), else None."""
+        return self.coll.fixed_time(op, groups, size)
 
     def send_one(self, src: int, dst: int, size: float, on_done, on_drain=None) -> None:
         """One raw transfer with callbacks, for executors that model per-rank transport steps."""

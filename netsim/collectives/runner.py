@@ -187,6 +187,16 @@ class CollectiveEngine:
             return
         self._run_flat(op, groups, size, on_done, algo, traffic, kind)
 
+    def fixed_time(self, op: str, groups: list[list[int]], size: float) -> float | None:
+        """Seconds `run` would take without putting flows on the network (no group, ideal, or an
+        NVLink-only collective priced in closed form); None when it needs the network."""
+        groups = [g for g in groups if len(g) > 1 or op == SENDRECV]
+        if not groups or size <= 0 or self.ideal:
+            return 0.0
+        if self.nvlink_closed_form and op != SENDRECV and self._all_intra_server(groups) and self.timing is None:
+            return self._nvlink_time(op, len(groups[0]), size)
+        return None
+
     def _run_flat(self, op, groups, size, on_done, algo="ring", traffic="default", kind="DP") -> None:
         """One level of algorithm: batched rings, batched pairs, or per-group algorithms."""
         groups = [g for g in groups if len(g) > 1 or op == SENDRECV]

@@ -27,9 +27,22 @@ def max_min_rates(
     weights: optional [F] consumption per unit of rate on every link of the path (default 1).
     """
     F, H = paths.shape
-    rate = np.zeros(F)
     if F == 0:
-        return rate
+        return np.zeros(F)
+    # Water-fill only over the links these flows use (renumbered; the dummy stays last): a round
+    # then costs O(links in use), not O(links in the fabric) (issue #18: 16K GPUs, 45 s -> 6 s).
+    used_links, inv = np.unique(paths, return_inverse=True)
+    dummy_id = capacity.shape[0] - 1
+    if used_links[-1] != dummy_id:
+        used_links = np.append(used_links, dummy_id)
+    return _water_fill(inv.reshape(F, H), capacity[used_links], caps, weights)
+
+
+def _water_fill(
+    paths: np.ndarray, capacity: np.ndarray, caps: np.ndarray | None, weights: np.ndarray | None
+) -> np.ndarray:
+    F, H = paths.shape
+    rate = np.zeros(F)
     L = capacity.shape[0]
     dummy = L - 1
     w = np.ones(F) if weights is None else np.asarray(weights, dtype=float)

@@ -64,11 +64,20 @@ class AnalyticalBackend:
 
     def simulate(self, job: Job) -> Breakdown:
         model = ClosedFormModel(job.topo, codec=job.codec)
+        if job.staged is not None and _needs_schedule(job.par, job.staged):
+            # Chunks, CP, FSDP and overlaps need the schedule executor; closed-form collectives still.
+            return PipelineExecutor(job.staged.stages, job.par, model, schedule=job.schedule).run()
         if job.staged is not None:
             st = job.staged
             return timeline.simulate(st.unrolled, model, job.par.tp, job.par.dp, job.par.pp, rep=st.representative())
         w = job.layers
         return timeline.simulate([w] * w.pp, model, w.tp, job.dp, w.pp, rep=w.pp - 1)
+
+
+def _needs_schedule(par: Parallelism, staged: StagedProgram) -> bool:
+    """Whether a program uses what the closed-form stage replay (timeline.py) does not model."""
+    return (staged.chunks > 1 or par.cp > 1 or par.fsdp or par.overlap_grad_reduce or par.overlap_param_gather
+            or par.tp_comm_overlap or par.schedule != "1f1b")  # fmt: skip
 
 
 class SimaiAnalyticalBackend:

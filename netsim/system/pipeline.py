@@ -95,25 +95,36 @@ class StageRunner:
         self.dp = DpStream(self.env, ex.model, self.dpg, self.st)
         self.params = DpStream(self.env, ex.model, self.dpg, self.st)
         self.ready: dict[tuple[int, int], simpy.Event] = {}  # (chunk, row) -> parameters gathered
+        self.lag = 0.0  # seconds of work done on this rank's stream but not yet on the clock
+        self._fixed_cache: dict[tuple, float | None] = {}
 
-    def compute(self, ns: float, name: str):
+    def compute(self, ns: float, name: str) -> None:
+        """Compute on this rank's stream. The clock is not advanced here: work accumulates in `lag`
+        until the rank next meets the network or another rank (`flush`), so a run of compute and
+        NVLink-only collectives costs one Event, not one per phase."""
         sec = ns * 1e-9
         debt = self.dp.gpu_debt + self.params.gpu_debt
         if debt > 0:
-            self.st.spans.append(("compute", "codec kernels", self.env.now, debt, "codec"))
-            sec, self.dp.gpu_debt, self.params.gpu_debt = sec + debt, 0.0, 0.0
+            self.st.spans.append(("compute", "codec kernels", self.env.now + self.lag, debt, "codec"))
+            self.lag += debt
+            self.dp.gpu_debt = self.params.gpu_debt = 0.0
         if sec > 0:
-            self.st.spans.append(("compute", name, self.env.now, ns * 1e-9, "compute"))
-            self.st.compute += ns * 1e-9
+            self.st.spans.append(("compute", name, self.env.now + self.lag, sec, "compute"))
+            self.st.compute += sec
             if name.endswith("recompute ig"):
-                self.st.recompute += ns * 1e-9
-            yield self.env.timeout(sec)
+                self.st.recompute += sec
+            self.lag += sec
+
+    def flush(self):
+        """Advance the clock over the accumulated work."""
+        if self.lag > 0:
+            lag, self.lag = self.lag, 0.0
+            yield self.env.timeout(lag)
 
     def _groups(self, group: str) -> list[list[int]]:
         return {TP: self.tpg, EP: self.tpg, CP: self.cpg}.get(group, self.dpg)
 
-    def _charge(self, group: str, t0: float, name: str, c: Collective) -> None:
-        d = self.env.now - t0
+    def _charge(self, group: str, t0: float, d: float, name: str, c: Collective) -> None:
         if group == EP:
             self.st.ep += d
         elif group == CP:
@@ -123,26 +134,44 @@ class StageRunner:
         if d > 0:
             self.st.spans.append((f"{group} comm", name, t0, d, "collective", _args(c.op, group, c.bytes, d)))
 
+    def _fixed(self, c: Collective) -> float | None:
+        model = self.ex.model
+        if not getattr(model, "fixed_cacheable", False):
+            return model.fixed_s(c.op, self._groups(c.group), c.bytes, c.traffic, c.group)
+        key = (c.op, c.group, c.bytes)
+        if key not in self._fixed_cache:
+            self._fixed_cache[key] = model.fixed_s(c.op, self._groups(c.group), c.bytes, c.traffic, c.group)
+        return self._fixed_cache[key]
+
     def phase(self, ph: Phase, name: str):
         """A phase's compute, then its collective; with overlap_chunks the collective starts after
         the first chunk of compute and only what outlasts the compute is exposed."""
         c = ph.collective
-        if c is None or ph.overlap_chunks <= 0:
-            yield from self.compute(ph.compute_ns, name)
-            if c is not None:
-                t0 = self.env.now
-                yield self.ex.model.collective(c.op, self._groups(c.group), c.bytes, c.traffic, c.group)
-                self._charge(c.group, t0, name, c)
+        fixed = None if c is None else self._fixed(c)
+        chunks = ph.overlap_chunks if c is not None else 0
+        first = ph.compute_ns / chunks if chunks > 0 else ph.compute_ns
+        if fixed is not None:  # closed form: no Event; exposed = what outlasts the rest of the compute
+            self.compute(first, name)
+            t0 = self.env.now + self.lag
+            exposed = fixed if chunks <= 0 else max(0.0, fixed - (ph.compute_ns - first) * 1e-9)
+            self.compute(ph.compute_ns - first, name)
+            self._charge(c.group, t0, exposed, name, c)
+            self.lag += exposed
             return
-        first = ph.compute_ns / ph.overlap_chunks
-        yield from self.compute(first, name)
+        self.compute(first, name)
+        if c is None:
+            return
+        yield from self.flush()
         ev = self.ex.model.collective(c.op, self._groups(c.group), c.bytes, c.traffic, c.group)
-        yield from self.compute(ph.compute_ns - first, name)
+        if chunks > 0:
+            self.compute(ph.compute_ns - first, name)
+            yield from self.flush()
         t0 = self.env.now
         yield ev
-        self._charge(c.group, t0, f"{name} (overlapped)", c)
+        self._charge(c.group, t0, self.env.now - t0, name if chunks <= 0 else f"{name} (overlapped)", c)
 
     def wait_recv(self, direction: str, vs: int, j: int):
+        yield from self.flush()
         ev, t0 = self.ex.recv[direction][vs][j], self.env.now
         yield ev
         waited = self.env.now - t0
@@ -180,6 +209,7 @@ class StageRunner:
             self.ready[(c, k)] = self.params.enqueue(prog.gathers[k], f"params@{prog.layers[k].name}", self.ex.dp)
 
     def _wait(self, ev: simpy.Event | None, name: str):
+        yield from self.flush()
         if ev is not None and not ev.processed:
             t0 = self.env.now
             yield ev
@@ -191,12 +221,14 @@ class StageRunner:
         if vs > 0:
             yield from self.wait_recv("fwd", vs, j)
         if prog.gathers and prog.regather:
+            yield from self.flush()
             self._gather(c, sorted(prog.gathers))
         for k, x in enumerate(prog.layers):
             if k in prog.gathers:
                 yield from self._wait(self.ready.get((c, k)), "parameter all-gather")
             yield from self.phase(x.fwd, f"{x.name} fwd")
         if vs < ex.virtual - 1:
+            yield from self.flush()
             self.send("fwd", vs + 1, j, prog.send_fwd)
 
     def backward(self, c: int, j: int):
@@ -206,16 +238,19 @@ class StageRunner:
         last = j == ex.par.microbatches - 1
         unit_end = ex.unit_ends[id(prog)]
         if prog.gathers and prog.regather:
+            yield from self.flush()
             self._gather(c, sorted(prog.gathers, reverse=True))
         for k in range(len(prog.layers) - 1, -1, -1):
             x = prog.layers[k]
             if k in unit_end and prog.regather:
                 yield from self._wait(self.ready.get((c, unit_end[k])), "FSDP all-gather")
             yield from self.phase(x.ig, f"{x.name} ig")
-            yield from self.compute(x.wg.compute_ns, f"{x.name} wg")
+            self.compute(x.wg.compute_ns, f"{x.name} wg")
             if last and ex.overlap_grads and k in prog.buckets:
+                yield from self.flush()
                 self.dp.enqueue(prog.buckets[k], f"grads@{x.name}", ex.dp)
         if vs > 0:
+            yield from self.flush()
             self.send("bwd", vs - 1, j, prog.send_bwd)
 
     def process(self):
@@ -227,6 +262,7 @@ class StageRunner:
                 self._gather(c, sorted(prog.gathers))
         for kind, c, j in ex.schedule.order(self.i, ex.par.pp, ex.par.microbatches, ex.chunks):
             yield from (self.forward(c, j) if kind == "f" else self.backward(c, j))
+        yield from self.flush()
         if not ex.overlap_grads:
             for c in range(len(self.chunks) - 1, -1, -1):
                 prog = self.chunks[c]
@@ -237,7 +273,8 @@ class StageRunner:
             yield self.dp.tail
             if self.env.now > t0:
                 self.st.spans.append(("compute", "wait for DP", t0, self.env.now - t0, "stall"))
-        yield from self.compute(sum(p.optimizer_ns for p in self.chunks), "optimizer step")
+        self.compute(sum(p.optimizer_ns for p in self.chunks), "optimizer step")
+        yield from self.flush()
         for prog in self.chunks:
             g = prog.param_allgather
             if g is not None:

@@ -58,6 +58,11 @@ from netsim.workload.program import (
 ADAM_BYTES_PER_PARAM = 30  # read fp32 param, grad, m, v; write param, m, v; write the bf16 copy
 Comm = tuple[str | None, int]  # (op, bytes) of a TP collective; (None, 0) for none
 FP8_CAST_BYTES = 3  # Transformer Engine casts a GEMM input: read bf16 (2 B), write fp8 (1 B)
+# Megatron's vocab-parallel cross entropy, bytes per logit: upcast to fp32 (read 2, write 4), max (4),
+# subtract (4 + 4), exp (4 + 4), sum (4), normalise and keep the softmax for backward (4 + 4 - 4 reused);
+# backward: softmax minus one-hot (4 + 4) and the bf16 gradient (2).
+CE_FWD_BYTES = 34
+CE_BWD_BYTES = 10
 
 
 @dataclass(frozen=True)
@@ -270,10 +275,12 @@ def _micro_batch(model: ModelConfig, par: Parallelism, gpu: GpuCompute, shape: S
         out += _transformer_layer(model, par, kn, comms)
     if shape.last:
         logits = gpu.gemm_s(tokens, v / t, h, "bf16")
-        ce = gpu.stream_s(tokens * v / t * 4 * 2)
+        elems = tokens * v / t
         norm = gpu.stream_s(tokens * h / (t if par.sp else 1) * 4)
-        row = _row("output_layer", Phase(_ns(norm + logits + ce), *_op(fwd_in), ACTIVATION),
-                   Phase(_ns(logits + ce + norm), *_op(bwd_in), ACTIVATION_GRAD), _ns(logits))  # fmt: skip
+        row = _row("output_layer", Phase(_ns(norm + logits + gpu.stream_s(elems * CE_FWD_BYTES)), *_op(fwd_in),
+                                         ACTIVATION),
+                   Phase(_ns(logits + gpu.stream_s(elems * CE_BWD_BYTES) + norm), *_op(bwd_in), ACTIVATION_GRAD),
+                   _ns(logits))  # fmt: skip
         out.append((row, _output_params(model, par) + h * (1 if model.gated_mlp else 2)))
         if t > 1:  # vocab-parallel cross entropy: max, sum of exponentials, target logit (fp32)
             for i in range(1, 4):

@@ -1,0 +1,65 @@
+"""`netsim validate published`: cases built from the manifest alone, errors as rows, JSON shape."""
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from netsim.validation.published import geomean_abs, rel_err, run_case
+
+SHARED = Path(__file__).resolve().parents[3] / "shared/validation/published/cases.yaml"
+pytestmark = pytest.mark.skipif(not SHARED.exists(), reason="../shared/ is not beside the checkout")
+
+
+@pytest.fixture(scope="module")
+def manifest():
+    return yaml.safe_load(SHARED.read_text())
+
+
+def _small(manifest, tmp_path, extra=()):
+    cases = [c for c in manifest["cases"] if c["id"] in ("sc21-t1-1.7B", "mcore-1.7B")] + list(extra)
+    p = tmp_path / "m.yaml"
+    p.write_text(yaml.safe_dump({**manifest, "cases": cases}))
+    return p
+
+
+def test_rel_err_is_the_distance_to_the_published_range():
+    m = {"t_iter_s": 11.85, "t_iter_s_range": [11.6, 12.1]}
+    assert rel_err(11.8, m) == 0.0
+    assert rel_err(12.1 * 1.1, m) == pytest.approx(0.1)
+    assert rel_err(11.6 * 0.9, m) == pytest.approx(-0.1)
+    assert rel_err(4.0, {"t_iter_s": 5.0}) == pytest.approx(-0.2)
+    assert geomean_abs([0.1, -1 / 11]) == pytest.approx(0.1)  # +10 % and its mirror image weigh the same
+
+
+def test_cli_json_rows_and_an_inexpressible_case_is_an_error_row(manifest, tmp_path):
+    bad = copy.deepcopy(manifest["cases"][0])
+    bad["id"], bad["cluster"]["fabric"]["kind"] = "torus-case", "torus"
+    p = _small(manifest, tmp_path, [bad])
+    r = subprocess.run([sys.executable, "-m", "netsim.cli", "validate", "published", str(p), "--json"],
+                       capture_output=True, text=True)  # fmt: skip
+    rows = json.loads(r.stdout)
+    assert r.returncode == 1  # a case that could not be predicted fails the run
+    assert [x["case"] for x in rows] == ["sc21-t1-1.7B", "mcore-1.7B", "torus-case"]
+    err = rows[2]
+    assert err["predicted_s"] is None and "fabric kind 'torus'" in err["error"]
+    for x in rows[:2]:
+        assert x["predicted_s"] > 0 and x["rel_err"] == pytest.approx(x["predicted_s"] / x["published_s"] - 1)
+        assert set(x["breakdown"]) >= {"compute_s", "recompute_s", "bubble_s", "exposed_tp_s", "exposed_cp_s",
+                                       "exposed_dp_s", "exposed_pp_s"}  # fmt: skip
+        assert any(d.startswith("mbs=") for d in x["defaults"])  # a null took a named default
+
+
+def test_full_recompute_shows_as_recompute_time(manifest):
+    case = next(c for c in manifest["cases"] if c["id"] == "sc21-t1-1.7B")
+    with_rc = run_case(case, manifest["gpus"], "analytical")
+    b = with_rc.breakdown
+    # One extra forward per layer: forward is a third of forward + backward for the linear layers.
+    assert 0.25 < b["recompute_s"] / b["compute_s"] < 0.40
+    no_rc = copy.deepcopy(case)
+    no_rc["training"]["recompute"] = "none"
+    assert run_case(no_rc, manifest["gpus"], "analytical").breakdown["recompute_s"] == 0.0
