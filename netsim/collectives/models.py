@@ -151,10 +151,11 @@ class FlowModel:
     def __init__(
         self, topo: Topology, ideal: bool = False, fidelity: str = "macro", spray: bool = False,
         codec: NicCodec | None = None, packet: bool = False, send_lat: float | None = None,
+        payload: int | None = None,
     ):  # fmt: skip
         self.env = simpy.Environment()
         self.net = compile_network(topo)
-        self.timing = PacketTiming(self.net) if packet else None
+        self.timing = (PacketTiming(self.net, payload) if payload else PacketTiming(self.net)) if packet else None
         capacity = self.timing.capacity if packet else self.net.capacity
         self.fluid = FluidNetwork(self.env, capacity, self.net.latency)
         alpha = 0.0 if ideal else topo.alpha

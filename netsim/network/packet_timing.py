@@ -13,7 +13,9 @@ import numpy as np
 
 from netsim.network.routing import CompiledNetwork
 
-PAYLOAD, HEADERS, ACK = 9000, 52, 60  # bytes: SimAI.conf PACKET_PAYLOAD_SIZE, RoCE headers, ACK frame
+# bytes: PACKET_PAYLOAD_SIZE of NetZIP's SimAI.conf (the default when no conf is given; a case's
+# SimAI.conf sets it), RoCE headers, ACK frame
+PAYLOAD, HEADERS, ACK = 9000, 52, 60
 
 
 def ser_ns(nbytes: int, rate: float) -> int:
@@ -24,15 +26,16 @@ def ser_ns(nbytes: int, rate: float) -> int:
 class PacketTiming:
     """Effective link capacities and per-flow store-and-forward and ACK delays of packet transport."""
 
-    def __init__(self, net: CompiledNetwork):
+    def __init__(self, net: CompiledNetwork, payload: int = PAYLOAD):
+        self.payload = payload
         self.capacity = net.capacity.copy()
         self._ser = np.zeros(net.capacity.shape[0])
         self._back = np.zeros(net.capacity.shape[0])
         for i in range(len(net.ends)):
             rate = net.capacity[i]
-            t_pkt = ser_ns(PAYLOAD + HEADERS, rate)
+            t_pkt = ser_ns(payload + HEADERS, rate)
             t_ack = ser_ns(ACK, rate)
-            self.capacity[i] = PAYLOAD / ((t_pkt + t_ack) * 1e-9)
+            self.capacity[i] = payload / ((t_pkt + t_ack) * 1e-9)
             self._ser[i] = t_pkt * 1e-9
             self._back[i] = net.latency[i] + t_ack * 1e-9
         self._ser_l = self._ser.tolist()

@@ -38,6 +38,7 @@ class Job:
     codec: NicCodec | None = None
     simai_flags: simai_analytical.ClusterFlags | None = None
     send_lat: float = 0.0  # packet replay: SimAI's AS_SEND_LAT + issue overhead, seconds
+    payload: int | None = None  # packet replay: SimAI.conf's PACKET_PAYLOAD_SIZE
     checkpoint: CheckpointPlan | None = None  # GEMINI checkpoint traffic (flow backend)
 
 
@@ -91,7 +92,7 @@ class PacketBackend:
     """SimAI's packet-level run replayed rank by rank on the packet-timing flow model."""
 
     def simulate(self, job: Job) -> Breakdown:
-        return SimaiReplay(job.layers, job.topo, job.send_lat).run()
+        return SimaiReplay(job.layers, job.topo, job.send_lat, job.payload).run()
 
 
 BACKENDS: dict[str, type] = {

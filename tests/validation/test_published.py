@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
 
@@ -43,6 +44,8 @@ def test_cli_json_rows_and_an_inexpressible_case_is_an_error_row(manifest, tmp_p
     r = subprocess.run([sys.executable, "-m", "netsim.cli", "validate", "published", str(p), "--json"],
                        capture_output=True, text=True)  # fmt: skip
     rows = json.loads(r.stdout)
+    schema = Path(__file__).resolve().parents[2] / "docs/schemas/validate-published.schema.json"
+    jsonschema.validate(rows, json.loads(schema.read_text()))
     assert r.returncode == 1  # a case that could not be predicted fails the run
     assert [x["case"] for x in rows] == ["sc21-t1-1.7B", "mcore-1.7B", "torus-case"]
     err = rows[2]
