@@ -91,6 +91,9 @@ def _training_options(f):
     for opt in reversed(
         [
             click.option("--cp", type=click.IntRange(min=1), help="context-parallel size (--context-parallel-size)"),
+            click.option(
+                "--ep", type=click.IntRange(min=1), help="expert-parallel size (--expert-model-parallel-size)"
+            ),
             click.option("--vpp", type=click.IntRange(min=1), help="model chunks per pipeline rank (interleaved 1F1B)"),
             click.option("--recompute", type=click.Choice(["none", "selective", "full"]), help="activation recompute"),
             click.option("--precision", type=click.Choice(["bf16", "fp16", "fp8"]), help="GEMM precision"),

@@ -353,7 +353,9 @@ class CollectiveEngine:
                 lambda: self.fluid.start_batch(paths, sizes, done, delay=lat + c.p.latency, weights=w, caps=caps),
             )
             return
-        pre, post = c.compress_s(size), c.decompress_s(size)
+        # One codec per GPU: a rank compresses everything it sends (n-1 chunks of an all-to-all) and
+        # decompresses everything it receives, not one chunk in parallel per peer.
+        pre, post = c.compress_s(sent), c.decompress_s(sent)
         c.acct.add(traffic, sent, sent * r, pre + post)
         self._after(self.alpha + pre, lambda: self.fluid.start_batch(paths, sizes, done, delay=lat + post, weights=w))
 

@@ -69,6 +69,14 @@ class ModelConfig(BaseModel):
     tied_embeddings: bool = False
     position_embeddings: bool = False
     seq: PositiveInt = 2048
+    # Mixture of experts (Megatron-Core MoE): `experts` routed experts per MoE layer, top-k routing,
+    # each expert an MLP of moe_ffn_hidden (default ffn_hidden); capacity_factor None = dropless;
+    # moe_imbalance: the busiest expert rank gets (1 + x) times the mean of tokens (load skew).
+    experts: int = Field(0, ge=0, le=4096, strict=True)
+    top_k: PositiveInt = 2
+    moe_ffn_hidden: PositiveInt | None = None
+    capacity_factor: float | None = Field(None, gt=0, allow_inf_nan=False)
+    moe_imbalance: float = Field(0.0, ge=0, le=100, allow_inf_nan=False)
     parallelism: ParallelismConfig = ParallelismConfig()
 
     @model_validator(mode="after")
@@ -77,6 +85,8 @@ class ModelConfig(BaseModel):
             raise ValueError(f"heads ({self.heads}) must be a multiple of kv_heads ({self.kv_heads})")
         if self.hidden % self.heads:
             raise ValueError(f"hidden ({self.hidden}) must be a multiple of heads ({self.heads})")
+        if self.experts and self.top_k > self.experts:
+            raise ValueError(f"top_k ({self.top_k}) must be at most the number of experts ({self.experts})")
         for key, value, top in (("layers", self.layers, MAX_LAYERS), ("hidden", self.hidden, MAX_HIDDEN),
                                 ("seq", self.seq, MAX_SEQ), ("vocab", self.vocab, MAX_VOCAB)):  # fmt: skip
             if value > top:

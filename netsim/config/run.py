@@ -42,6 +42,7 @@ class RunSpec(BaseModel):
     schedule: Literal["1f1b", "gpipe", "interleaved"] | None = None
     # Training options (README "Training options"); None keeps the preset's value.
     cp: PositiveInt | None = None
+    ep: PositiveInt | None = None
     vpp: PositiveInt | None = None
     recompute: Literal["none", "selective", "full"] | None = None
     precision: Literal["bf16", "fp16", "fp8"] | None = None

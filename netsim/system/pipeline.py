@@ -16,7 +16,7 @@ from netsim.collectives.models import NetworkModel
 from netsim.system.result import Breakdown
 from netsim.system.schedules import SCHEDULES
 from netsim.workload.parallel import Parallelism
-from netsim.workload.program import CP, EP, TP, Collective, Phase, Send, StageProgram
+from netsim.workload.program import CP, DP_EP, EP, TP, Collective, Phase, Send, StageProgram
 
 FOLD_ABOVE = 4096  # GPUs; larger clusters simulate TP and PP traffic of FOLD_REPLICAS DP replicas
 FOLD_REPLICAS = 8
@@ -49,8 +49,8 @@ class DpStream:
     collectives run one after another, overlapping the compute stream; a GPU codec's kernels for
     them are charged to the compute stream."""
 
-    def __init__(self, env: simpy.Environment, model: NetworkModel, groups: list[list[int]], st: StageStats):
-        self.env, self.model, self.groups, self.st = env, model, groups, st
+    def __init__(self, env: simpy.Environment, model: NetworkModel, groups_of, st: StageStats):
+        self.env, self.model, self.groups_of, self.st = env, model, groups_of, st
         self.tail: simpy.Event | None = None
         self.gpu_debt = 0.0
 
@@ -66,7 +66,7 @@ class DpStream:
 
         def go() -> None:
             t0[0] = self.env.now
-            self.model.collective(c.op, self.groups, c.bytes, c.traffic, "DP", done=done)
+            self.model.collective(c.op, self.groups_of(c.group), c.bytes, c.traffic, "DP", done=done)
 
         self.gpu_debt += self.model.gpu_codec_s(c.op, dp, c.bytes, c.traffic, "DP")
         prev = self.tail
@@ -92,8 +92,14 @@ class StageRunner:
         self.cpg = [[par.rank(t, c, d, i) for c in range(par.cp)] for t in range(par.tp) for d in range(replicas)]
         # Gradients and sharded parameters are reduced / gathered over DP x CP (identical weights).
         self.dpg = [[par.rank(t, c, d, i) for d in range(par.dp) for c in range(par.cp)] for t in range(par.tp)]
-        self.dp = DpStream(self.env, ex.model, self.dpg, self.st)
-        self.params = DpStream(self.env, ex.model, self.dpg, self.st)
+        ep = par.ep
+        self.epg = [[par.rank(t, c, b * ep + e, i) for e in range(ep)]
+                    for t in range(par.tp) for c in range(par.cp) for b in range(replicas // ep)]  # fmt: skip
+        # Experts' gradients: the ranks holding the same experts (every ep-th DP index), over CP too.
+        self.edpg = [[par.rank(t, c, e + ep * k, i) for k in range(par.dp // ep) for c in range(par.cp)]
+                     for t in range(par.tp) for e in range(ep)]  # fmt: skip
+        self.dp = DpStream(self.env, ex.model, self._groups, self.st)
+        self.params = DpStream(self.env, ex.model, self._groups, self.st)
         self.ready: dict[tuple[int, int], simpy.Event] = {}  # (chunk, row) -> parameters gathered
         self.lag = 0.0  # seconds of work done on this rank's stream but not yet on the clock
         self._fixed_cache: dict[tuple, float | None] = {}
@@ -122,7 +128,7 @@ class StageRunner:
             yield self.env.timeout(lag)
 
     def _groups(self, group: str) -> list[list[int]]:
-        return {TP: self.tpg, EP: self.tpg, CP: self.cpg}.get(group, self.dpg)
+        return {TP: self.tpg, EP: self.epg, CP: self.cpg, DP_EP: self.edpg}.get(group, self.dpg)
 
     def _charge(self, group: str, t0: float, d: float, name: str, c: Collective) -> None:
         if group == EP:
@@ -308,6 +314,8 @@ class PipelineExecutor:
         if replicas is None:
             replicas = par.dp if par.world <= FOLD_ABOVE else min(par.dp, FOLD_REPLICAS)
         self.replicas = max(1, min(replicas, par.dp))
+        if par.ep > 1:  # an EP group spans ep DP replicas: simulate whole groups
+            self.replicas = max(par.ep, self.replicas - self.replicas % par.ep)
         self.dp = par.dp * par.cp
         # FSDP reduce-scatters as each unit's gradients are ready; Megatron only with overlap_grad_reduce.
         self.overlap_grads = par.overlap_grad_reduce or par.fsdp

@@ -39,9 +39,12 @@ from netsim.workload.program import (
     ACTIVATION_GRAD,
     ALLGATHER,
     ALLREDUCE,
+    ALLTOALL,
     CP,
     DEFAULT_CLASS,
     DP,
+    DP_EP,
+    EP,
     GRADIENT,
     PARAMETER,
     REDUCESCATTER,
@@ -98,7 +101,17 @@ def layer_params(model: ModelConfig, tp: int) -> int:
     norms = 2 * (2 * h if not model.gated_mlp else h)  # LayerNorm (w, b) or RMSNorm (w), replicated
     attn = h * (q + 2 * kvd) // tp + q * h // tp
     mlp = (3 if model.gated_mlp else 2) * h * model.ffn // tp
+    if model.experts:
+        return attn + h * model.experts + norms  # + the router; the experts' own: expert_params
     return attn + mlp + norms
+
+
+def expert_params(model: ModelConfig, par: Parallelism) -> int:
+    """Parameters of the experts one rank holds in one MoE layer (experts / ep of them, TP-sharded)."""
+    if not model.experts:
+        return 0
+    f = model.moe_ffn_hidden or model.ffn
+    return (model.experts // par.ep) * (3 if model.gated_mlp else 2) * model.hidden * f // par.tp
 
 
 def _embedding_params(model: ModelConfig, par: Parallelism) -> int:
@@ -112,7 +125,7 @@ def _output_params(model: ModelConfig, par: Parallelism) -> int:
 
 
 def stage_params(model: ModelConfig, par: Parallelism, shape: StageShape) -> int:
-    p = shape.layers * layer_params(model, par.tp)
+    p = shape.layers * (layer_params(model, par.tp) + expert_params(model, par))
     if shape.first:
         p += _embedding_params(model, par)
     if shape.last:
@@ -171,6 +184,7 @@ def _tp_phase(ns: float, comm: Comm, traffic: str, par: Parallelism) -> Phase:
 class _Kernels:
     """Forward, input-gradient and weight-gradient compute of one layer and micro-batch (seconds)."""
 
+    gpu: GpuCompute
     norm: float  # one norm plus one bias-dropout-add, forward
     qkv: float
     core_fwd: float
@@ -197,6 +211,7 @@ def _kernels(model: ModelConfig, par: Parallelism, gpu: GpuCompute) -> _Kernels:
     core = 4 * b * (par.seq // par.cp) * par.seq * q / t * 0.5  # causal: half the scores
     cast = (lambda n: gpu.stream_s(FP8_CAST_BYTES * tokens * n)) if prec == "fp8" else (lambda n: 0.0)
     return _Kernels(
+        gpu=gpu,
         norm=gpu.stream_s(elem_h * (2 + 2 + 7)),  # norm read + write, bias-dropout-add read 2 write 1 + mask
         qkv=gpu.gemm_s(tokens, (q + 2 * kvd) / t, h, prec),
         core_fwd=gpu.attention_s(core),
@@ -244,18 +259,60 @@ def _transformer_layer(model: ModelConfig, par: Parallelism, kn: _Kernels, comms
         (_core_row(model, par, kn), 0),
         (_row("attention_row", _tp_phase(kn.proj + kn.cast_proj, fwd_out, ACTIVATION, par),
               _tp_phase(kn.proj + kn.cast_proj, bwd_out, ACTIVATION_GRAD, par), _ns(kn.proj)), q * h // t),
-        (_row("mlp_column", _tp_phase(kn.norm + kn.up + kn.act + kn.cast_up, fwd_in, ACTIVATION, par),
-              _tp_phase(kn.up + 2 * (kn.act + kn.norm), bwd_in, ACTIVATION_GRAD, par), _ns(kn.up)),
-         lp - la - f * h // t),
-        (_row("mlp_row", _tp_phase(kn.down + kn.cast_down, fwd_out, ACTIVATION, par),
-              _tp_phase(kn.down + kn.cast_down, bwd_out, ACTIVATION_GRAD, par), _ns(kn.down)), f * h // t),
     ]  # fmt: skip
+    if model.experts:
+        rows += _moe_rows(model, par, kn, comms, lp - la)
+    else:
+        rows += [
+            (_row("mlp_column", _tp_phase(kn.norm + kn.up + kn.act + kn.cast_up, fwd_in, ACTIVATION, par),
+                  _tp_phase(kn.up + 2 * (kn.act + kn.norm), bwd_in, ACTIVATION_GRAD, par), _ns(kn.up)),
+             lp - la - f * h // t),
+            (_row("mlp_row", _tp_phase(kn.down + kn.cast_down, fwd_out, ACTIVATION, par),
+                  _tp_phase(kn.down + kn.cast_down, bwd_out, ACTIVATION_GRAD, par), _ns(kn.down)), f * h // t),
+        ]  # fmt: skip
     if par.recompute != "full":
         return rows
     # Backward visits rows last to first: these run the layer's forward again, in forward order.
     redo = [(Layer(f"{x.name} recompute", Phase(0), replace(x.fwd, traffic=ACTIVATION), Phase(0)), 0)
             for x, _p in reversed(rows)]  # fmt: skip
     return rows + redo
+
+
+def _moe_rows(model: ModelConfig, par: Parallelism, kn: _Kernels, comms, router_params: int) -> list:
+    """An MoE layer (Megatron-Core's all-to-all token dispatcher): norm and router, the dispatch
+    all-to-all over the EP group, the local experts' grouped GEMMs, the combine all-to-all; in
+    backward the two all-to-alls run again on the gradients. Each rank sends tokens x hidden x 2 B
+    x top-k (x capacity factor when tokens are dropped) through each all-to-all, (ep-1)/ep of it to
+    other ranks; the busiest rank's share grows with moe_imbalance."""
+    fwd_in, fwd_out, bwd_out, bwd_in = comms
+    h, t = model.hidden, par.tp
+    tokens = par.mbs * par.seq // par.cp
+    f = model.moe_ffn_hidden or model.ffn
+    load = model.top_k * (model.capacity_factor or 1.0) * (1 + model.moe_imbalance)
+    routed = tokens * load  # token copies the busiest EP rank's experts process
+    local = model.experts // par.ep
+    gpu, prec = kn.gpu, "fp8" if par.precision == "fp8" else "bf16"
+    m = routed / local  # rows of each local expert's GEMM
+    up = gpu.gemm_s(m, (2 if model.gated_mlp else 1) * f / t, h, prec, count=local)
+    down = gpu.gemm_s(m, h, f / t, prec, count=local)
+    act = gpu.stream_s(routed * f / t * 2 * (3 if model.gated_mlp else 2))
+    router = gpu.gemm_s(tokens, model.experts, h, "bf16") + gpu.stream_s(tokens * model.experts * 4 * 3)
+    a2a = int(tokens * h * 2 * model.top_k * (model.capacity_factor or 1.0) * (1 + model.moe_imbalance))
+    if par.ep > 1:
+        dispatch = _row("moe_dispatch", Phase(1, ALLTOALL, EP, a2a, ACTIVATION), Phase(1, ALLTOALL, EP, a2a,
+                        ACTIVATION_GRAD), 1)  # fmt: skip
+        combine = _row("moe_combine", Phase(1, ALLTOALL, EP, a2a, ACTIVATION),
+                       Phase(1, ALLTOALL, EP, a2a, ACTIVATION_GRAD), 1)  # fmt: skip
+    else:
+        dispatch = combine = _row("moe_permute", Phase(1), Phase(1), 1)
+    experts = _row("moe_experts", Phase(_ns(up + act + down)), Phase(_ns(up + 2 * act + down)), _ns(up + down))
+    return [
+        (_row("moe_router", _tp_phase(kn.norm + router, fwd_in, ACTIVATION, par),
+              _tp_phase(2 * kn.norm + router, bwd_in, ACTIVATION_GRAD, par), _ns(router)), router_params),
+        (dispatch, 0), (experts, 0), (combine, 0),
+        (_row("moe_output", _tp_phase(0, fwd_out, ACTIVATION, par), _tp_phase(0, bwd_out, ACTIVATION_GRAD, par), 1),
+         0),
+    ]  # fmt: skip
 
 
 def _micro_batch(model: ModelConfig, par: Parallelism, gpu: GpuCompute, shape: StageShape) -> list[tuple[Layer, int]]:
@@ -293,7 +350,7 @@ def _op(c: Comm) -> tuple:
     return (c[0], TP if c[0] else "NONE", c[1])
 
 
-def _buckets(body: list[tuple[Layer, int]], par: Parallelism) -> dict[int, Collective]:
+def _buckets(body: list[tuple[Layer, int]], par: Parallelism, expert_bytes: int = 0) -> dict[int, Collective]:
     """DP gradient buckets of max(40M, 1M x dp) parameters, filled in backward order; the remainder
     goes with the first layer. FSDP: one reduce-scatter per transformer layer (its wrapping unit)."""
     dp = par.dp * par.cp  # CP ranks hold the same parameters: Megatron reduces over DP x CP
@@ -311,7 +368,13 @@ def _buckets(body: list[tuple[Layer, int]], par: Parallelism) -> dict[int, Colle
             pending = 0
     if pending:
         sizes[0] = sizes.get(0, 0) + par.grad_bytes * pending
-    return {i: Collective(op, DP, n, GRADIENT) for i, n in sizes.items()}
+    out = {i: Collective(op, DP, n, GRADIENT) for i, n in sizes.items()}
+    if expert_bytes and dp // par.ep > 1:
+        # Experts' gradients reduce over the expert-data-parallel group (DP x CP / EP ranks).
+        for i, (x, _p) in enumerate(body):
+            if x.name == "moe_experts":
+                out[i] = Collective(op, DP_EP, par.grad_bytes * expert_bytes, GRADIENT)
+    return out
 
 
 def _unit_starts(body: list[tuple[Layer, int]]) -> set[int]:
@@ -333,7 +396,7 @@ def _gathers(body: list[tuple[Layer, int]]) -> dict[int, Collective]:
 def _bucket_gathers(buckets: dict[int, Collective], par: Parallelism) -> dict[int, Collective]:
     """Megatron's overlapped parameter all-gather: each gradient bucket's bf16 parameters, due
     before the forward of the bucket's first row (a bucket at row i holds rows i up to the next)."""
-    return {i: Collective(ALLGATHER, DP, c.bytes // par.grad_bytes * 2, PARAMETER) for i, c in buckets.items()}
+    return {i: Collective(ALLGATHER, c.group, c.bytes // par.grad_bytes * 2, PARAMETER) for i, c in buckets.items()}
 
 
 def _stage_program(model: ModelConfig, par: Parallelism, gpu: GpuCompute, shape: StageShape) -> StageProgram:
@@ -343,7 +406,7 @@ def _stage_program(model: ModelConfig, par: Parallelism, gpu: GpuCompute, shape:
     sharded = par.distributed_optimizer or par.fsdp
     shard = total_params / dp if sharded else total_params
     gather, gathers = None, {}
-    buckets = _buckets(body, par)
+    buckets = _buckets(body, par, expert_params(model, par))
     if dp > 1 and par.fsdp:
         gathers = _gathers(body)
     elif dp > 1 and par.distributed_optimizer and par.overlap_param_gather:

@@ -132,6 +132,10 @@ def resolve_parallelism(
         raise InputError(f"gbs {cfg.gbs} is not a multiple of mbs x dp = {cfg.mbs} x {dp}", field=where)
     if model.heads % tp:
         raise InputError(f"tp={tp} does not divide the model's {model.heads} attention heads", field=where)
+    if cfg.ep > 1 and (not model.experts or model.experts % cfg.ep or dp % cfg.ep):
+        raise InputError(f"ep={cfg.ep} needs a mixture-of-experts model whose experts ({model.experts}) and dp ({dp}) "
+                         f"it divides (expert parallelism is carved out of data parallelism, as in Megatron-Core)",
+                         field=where)  # fmt: skip
     seq = cfg.seq or model.seq
     if seq % cp:
         raise InputError(f"cp={cp} does not divide the sequence length {seq}", field=where)

@@ -1,0 +1,74 @@
+"""Mixture of experts and all-to-all compression against hand calculations (issue #16)."""
+
+from pathlib import Path
+
+import pytest
+
+from netsim.collectives.models import ClosedFormModel
+from netsim.network.topology import load_topology
+from netsim.system.pipeline import PipelineExecutor
+from netsim.workload.catalog import resolve_model
+from netsim.workload.compute import gpu_compute
+from netsim.workload.megatron import build_megatron, expert_params
+from netsim.workload.parallel import resolve_parallelism
+from netsim.workload.program import ALLTOALL, DP_EP, EP
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_moe_all_to_all_bytes_per_layer_and_micro_batch_by_hand():
+    m = resolve_model("mixtral-8x7b")
+    par = resolve_parallelism(m, 512, {"ep": 8})
+    prog = build_megatron(m, par, gpu_compute("H100")).stages[1]
+    tokens = par.mbs * par.seq
+    s = tokens * m.hidden * 2 * m.top_k  # bf16, top-2: every token copy leaves once and comes back once
+    a2a = [p for x in prog.layers for p in (x.fwd, x.ig) if p.op == ALLTOALL]
+    assert all(p.group == EP and p.bytes == s for p in a2a)
+    layers = sum(1 for x in prog.layers if x.name == "attention_column")
+    assert len(a2a) == 4 * layers  # dispatch and combine, forward and backward
+    # Off-rank bytes per rank per layer and micro-batch: tokens x hidden x 2 B x top-k x (ep-1)/ep, x 4.
+    assert sum(p.bytes for p in a2a) / layers * (par.ep - 1) / par.ep == pytest.approx(4 * s * 7 / 8)
+
+
+def test_expert_gradients_reduce_over_the_expert_data_parallel_group():
+    m = resolve_model("mixtral-8x7b")
+    par = resolve_parallelism(m, 512, {"ep": 8})
+    prog = build_megatron(m, par, gpu_compute("H100")).stages[1]
+    ex = [c for c in prog.buckets.values() if c.group == DP_EP]
+    assert ex and all(c.bytes == 4 * expert_params(m, par) for c in ex)
+    # 8 experts over ep 8: one expert per rank, SwiGLU's three matrices, TP-sharded.
+    assert expert_params(m, par) == 3 * m.hidden * m.ffn // par.tp
+
+
+def test_mixtral_iteration_reports_exposed_ep():
+    topo = load_topology(REPO / "topologies/hgx_h100_512.yaml")
+    m = resolve_model("mixtral-8x7b")
+    par = resolve_parallelism(m, 512, {"ep": 8})
+    staged = build_megatron(m, par, gpu_compute("H100"))
+    bd = PipelineExecutor(staged.stages, par, ClosedFormModel(topo)).run()
+    assert bd.exposed_ep_us > 0 and bd.total_us > bd.compute_us
+
+
+def test_ep_needs_a_moe_model_it_divides():
+    from netsim.errors import InputError
+
+    with pytest.raises(InputError, match="mixture-of-experts"):
+        resolve_parallelism(resolve_model("70B"), 512, {"ep": 8})
+
+
+def test_dlrm_all_to_all_speed_up_formula_with_a_gpu_codec(tmp_path):
+    # SC'24 DLRM paper's formula (reference/peers.md section 4): speed-up = 1 / (r + B/Tc + B/Td) for
+    # a GPU codec of compress / decompress throughputs Tc, Td on a link of B. Huffman: r = 0.4167,
+    # Tc 200 GB/s, Td 58 GB/s at B = 12.5 GB/s (100 Gbps).
+    from netsim.collectives.bench import bench_collective
+    from netsim.network.compression import load_codec
+
+    fat = load_topology(REPO / "topologies/fat_tree_512.yaml").with_nic_bandwidth(12.5e9)
+    p = tmp_path / "huffman.yaml"
+    p.write_text('name: huffman\nplacement: gpu\ncompress_throughput: "200 GB/s"\ndecompress_throughput: "58 GB/s"\n'
+                 'latency: "0 us"\npipelined: false\nratios: {default: 0.416667}\n')  # fmt: skip
+    S = 2**30
+    plain = bench_collective(fat, "alltoall", list(range(8)), S, spray=True)["time_us"]
+    comp = bench_collective(fat, "alltoall", list(range(8)), S, spray=True, compression=load_codec(str(p)))["time_us"]
+    want = 1 / (0.416667 + 12.5 / 200 + 12.5 / 58)
+    assert plain / comp == pytest.approx(want, rel=0.02)
