@@ -253,6 +253,9 @@ def validate() -> None:
 
 
 @validate.command("simai")
+@click.option("--transport", type=click.Choice(["maxmin", "window"]), default="maxmin", show_default=True,
+              help="SimAI-ns3 cases: max-min sharing, or the RDMA window (SimAI.conf HAS_WIN) with queueing on "
+              "data and ACK paths")  # fmt: skip
 @click.argument("manifest", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="print a JSON list of comparisons")
 @click.option(
@@ -267,7 +270,7 @@ def validate() -> None:
     help="SimAI-Analytical manifests: show netsim's flow backend beside SimAI, with the reason for "
     "every difference over 5%",
 )
-def validate_simai(manifest, as_json, tolerance, compare_flow):
+def validate_simai(manifest, as_json, tolerance, compare_flow, transport):
     """Rerun every case of a netsim-reference/1 MANIFEST and compare with SimAI.
 
     SimAI-Analytical references run netsim's SimAI-compatible analytical mode; SimAI-ns3
@@ -302,7 +305,7 @@ def validate_simai(manifest, as_json, tolerance, compare_flow):
     if tolerance is None:
         tolerance = 0.05 if load_manifest(manifest).get("reference") == "SimAI-ns3" else 0.005
 
-    rows = run_validation(manifest)
+    rows = run_validation(manifest, transport=transport)
     ok = passed(rows, tolerance)
     if as_json:
         click.echo(json_out.dumps([r.to_dict() for r in rows]))

@@ -28,6 +28,7 @@ from netsim.network.fluid import FluidNetwork
 from netsim.network.packet_timing import PacketTiming
 from netsim.network.routing import compile_network
 from netsim.network.topology import Topology
+from netsim.network.transport import build_window_transport
 
 
 class NetworkModel(Protocol):
@@ -151,13 +152,16 @@ class FlowModel:
     def __init__(
         self, topo: Topology, ideal: bool = False, fidelity: str = "macro", spray: bool = False,
         codec: NicCodec | None = None, packet: bool = False, send_lat: float | None = None,
-        payload: int | None = None,
+        payload: int | None = None, window: bool = False,
     ):  # fmt: skip
         self.env = simpy.Environment()
         self.net = compile_network(topo)
         self.timing = (PacketTiming(self.net, payload) if payload else PacketTiming(self.net)) if packet else None
         capacity = self.timing.capacity if packet else self.net.capacity
-        self.fluid = FluidNetwork(self.env, capacity, self.net.latency)
+        transport = None
+        if packet and window:  # SimAI.conf HAS_WIN: the RDMA window on top of max-min (network/transport.py)
+            transport = build_window_transport(self.net, self.timing, self.timing.payload)
+        self.fluid = FluidNetwork(self.env, capacity, self.net.latency, transport=transport)
         alpha = 0.0 if ideal else topo.alpha
         self.alpha = send_lat if send_lat is not None else alpha
         self.coll = CollectiveEngine(

@@ -131,7 +131,9 @@ class CollectiveEngine:
             return
         links = self.net.data_route(src, dst, sport)
         if self.timing is not None:
-            self.fluid.start(links, size, on_done, extra_delay=self.timing.extra_delay(links), on_drain=on_drain)
+            acks = self.net.ack_route(src, dst, sport) if self.fluid.transport is not None else ()
+            self.fluid.start(links, size, on_done, extra_delay=self.timing.extra_delay(links), on_drain=on_drain,
+                             acks=acks)  # fmt: skip
             return
         c = self._codec(traffic, kind) if self.net.topo.server_of(src) != self.net.topo.server_of(dst) else None
         if c is None:

@@ -24,8 +24,11 @@ class FluidNetwork:
     """Flows on links with max-min fair rates, driven by a SimPy clock: one solve per timestamp,
     one completion timer, batched flows that report together, per-link carried bytes."""
 
-    def __init__(self, env: simpy.Environment, capacity: np.ndarray, latency: np.ndarray, max_hops: int = 8):
+    def __init__(
+        self, env: simpy.Environment, capacity: np.ndarray, latency: np.ndarray, max_hops: int = 8, transport=None
+    ):
         self.env = env
+        self.transport = transport  # network.transport.WindowTransport, or None: plain max-min
         self.capacity = capacity
         self.latency = latency
         self.L = capacity.shape[0]
@@ -49,6 +52,7 @@ class FluidNetwork:
         old = getattr(self, "paths", None)
         k = 0 if old is None else old.shape[0]
         paths = np.full((n, self.H), self.L - 1, dtype=np.int64)
+        acks = np.full((n, self.H), self.L - 1, dtype=np.int64)
         arrays = {name: np.zeros(n) for name in ("remaining", "rate", "size")}
         caps = np.full(n, np.inf)
         weight = np.ones(n)
@@ -57,6 +61,7 @@ class FluidNetwork:
         prio = np.zeros(n, dtype=np.int64)
         if old is not None:
             paths[:k] = self.paths
+            acks[:k] = self.acks
             for name in arrays:
                 arrays[name][:k] = getattr(self, name)
             caps[:k], weight[:k], active[:k] = self.caps, self.weight, self.active
@@ -65,6 +70,7 @@ class FluidNetwork:
         self.batch = batch
         self.prio = prio
         self.paths = paths
+        self.acks = acks
         for name, arr in arrays.items():
             setattr(self, name, arr)
         self.caps, self.weight, self.active = caps, weight, active
@@ -78,8 +84,10 @@ class FluidNetwork:
         weight: float = 1.0,
         extra_delay: float = 0.0,
         on_drain: Callable[[], None] | None = None,
+        acks=(),
     ) -> None:
-        """Send `size` bytes over `links`; call on_done once they have drained and propagated."""
+        """Send `size` bytes over `links` (ACKs back over `acks`, for a window transport); call on_done
+        once they have drained and propagated."""
         links = tuple(links)
         delay = float(self.latency[list(links)].sum()) + extra_delay if links else extra_delay
         if size <= 0 or not links:
@@ -91,6 +99,10 @@ class FluidNetwork:
             raise ValueError(f"path of {len(links)} links exceeds {self.H}")
         row = np.full((1, self.H), self.L - 1, dtype=np.int64)
         row[0, : len(links)] = links
+        ack = None
+        if acks:
+            ack = np.full((1, self.H), self.L - 1, dtype=np.int64)
+            ack[0, : len(acks)] = acks
         self.start_batch(
             row,
             np.array([float(size)]),
@@ -99,6 +111,7 @@ class FluidNetwork:
             caps=np.array([cap]),
             weights=np.array([weight]),
             on_drain=on_drain,
+            acks=ack,
         )
 
     def start_batch(
@@ -111,6 +124,7 @@ class FluidNetwork:
         weights: np.ndarray | None = None,
         on_drain: Callable[[], None] | None = None,
         priority: int = 0,
+        acks: np.ndarray | None = None,
     ) -> None:
         """Start flows (rows of `paths`, padded with the dummy link) that report together: on_done
         fires `delay` seconds after the last of them drains."""
@@ -130,6 +144,7 @@ class FluidNetwork:
         self._advance()
         slots = np.array([self.free.pop() for _ in range(B)], dtype=np.int64)
         self.paths[slots] = paths
+        self.acks[slots] = self.L - 1 if acks is None else acks
         self.remaining[slots] = sizes
         self.size[slots] = sizes
         self.caps[slots] = np.inf if caps is None else caps
@@ -202,6 +217,8 @@ class FluidNetwork:
             fn(self.env.now)
 
     def _rates(self, idx: np.ndarray) -> np.ndarray:
+        if self.transport is not None and not self.prioritised:
+            return self.transport.rates(self.paths[idx], self.acks[idx], self.caps[idx], self.weight[idx])
         if self.prioritised and self.prio[idx].any():
             return priority_max_min_rates(
                 self.paths[idx], self.capacity, self.prio[idx], self.caps[idx], self.weight[idx]

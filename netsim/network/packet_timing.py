@@ -41,6 +41,16 @@ class PacketTiming:
         self._ser_l = self._ser.tolist()
         self._back_l = self._back.tolist()
 
+    @property
+    def packet_s(self) -> np.ndarray:
+        """Per link: one data packet's serialisation (seconds)."""
+        return self._ser
+
+    @property
+    def ack_return_s(self) -> np.ndarray:
+        """Per link: propagation plus one ACK's serialisation (seconds)."""
+        return self._back
+
     def extra_delay(self, links) -> float:
         """Store-and-forward of the last packet on every hop after the first, and the ACK's return."""
         ser = [self._ser_l[link] for link in links]

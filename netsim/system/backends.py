@@ -39,6 +39,7 @@ class Job:
     simai_flags: simai_analytical.ClusterFlags | None = None
     send_lat: float = 0.0  # packet replay: SimAI's AS_SEND_LAT + issue overhead, seconds
     payload: int | None = None  # packet replay: SimAI.conf's PACKET_PAYLOAD_SIZE
+    window: bool = False  # packet replay: SimAI.conf's HAS_WIN (the window transport)
     checkpoint: CheckpointPlan | None = None  # GEMINI checkpoint traffic (flow backend)
 
 
@@ -92,7 +93,7 @@ class PacketBackend:
     """SimAI's packet-level run replayed rank by rank on the packet-timing flow model."""
 
     def simulate(self, job: Job) -> Breakdown:
-        return SimaiReplay(job.layers, job.topo, job.send_lat, job.payload).run()
+        return SimaiReplay(job.layers, job.topo, job.send_lat, job.payload, job.window).run()
 
 
 BACKENDS: dict[str, type] = {

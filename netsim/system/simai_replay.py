@@ -114,9 +114,11 @@ class _AllToAllInstance:
 class SimaiReplay:
     """Every GPU as a process with SimAI's collective queue, on the packet-level network model."""
 
-    def __init__(self, prog: LayerProgram, topo: Topology, send_lat: float, payload: int | None = None):
+    def __init__(
+        self, prog: LayerProgram, topo: Topology, send_lat: float, payload: int | None = None, window: bool = False
+    ):
         self.prog, self.topo = prog, topo
-        self.model = FlowModel(topo, packet=True, send_lat=send_lat, payload=payload)
+        self.model = FlowModel(topo, packet=True, send_lat=send_lat, payload=payload, window=window)
         self.env = self.model.env
         self.alpha = send_lat
         G, tp = topo.num_gpus, prog.tp
@@ -165,6 +167,8 @@ class SimaiReplay:
             "flows": self.model.fluid.flows_started,
             "solves": self.model.fluid.solves,
         }
+        if self.model.fluid.transport is not None:
+            bd.extra["max_queue_bytes"] = self.model.fluid.transport.max_queue_bytes
         return bd
 
 

@@ -22,6 +22,7 @@ SCHEMA = "netsim-reference/1"
 
 
 GATED = ("total_us", "exposed_dp_us", "exposed_tp_us")
+TRANSPORTS = ("maxmin", "window")
 
 
 @dataclass
@@ -119,7 +120,7 @@ def analytical_case(case: dict, base: Path, where: str) -> list[Comparison]:
     return out
 
 
-def ns3_case(case: dict, base: Path, where: str) -> list[Comparison]:
+def ns3_case(case: dict, base: Path, where: str, transport: str = "maxmin") -> list[Comparison]:
     """A SimAI-ns3 case: the flow backend on the case's SimAI topology with SimAI's decomposition,
     its SimAI.conf's packet payload, reported as SimAI does (rank 0) with the slowest and mean rank."""
     from netsim.config.simai_conf import load_simai_conf
@@ -131,7 +132,9 @@ def ns3_case(case: dict, base: Path, where: str) -> list[Comparison]:
         conf = load_simai_conf(base / case["simai_conf"]) if case.get("simai_conf") else None
         # AS_SEND_LAT is in µs; SimAI's default when unset is 6000 µs per flow (semantics section 0).
         send_lat = float(case.get("env", {}).get("AS_SEND_LAT", 6000)) * 1e-6 + 10e-9
-        job = Job(topo=topo, layers=to_program(w), send_lat=send_lat, payload=conf.payload if conf else None)
+        window = transport == "window" and bool(conf and conf.values.get("HAS_WIN"))
+        job = Job(topo=topo, layers=to_program(w), send_lat=send_lat, payload=conf.payload if conf else None,
+                  window=window)  # fmt: skip
         res = simulate("packet", job)
         summary = res.summary()
         out = []
@@ -151,7 +154,9 @@ def ns3_case(case: dict, base: Path, where: str) -> list[Comparison]:
         raise InputError(f"missing key {e.args[0]!r} in case {case.get('name', '?')!r}", where=where) from None
 
 
-def validate(path: str | Path) -> list[Comparison]:
+def validate(path: str | Path, transport: str = "maxmin") -> list[Comparison]:
+    """Every case of a manifest. `transport` (SimAI-ns3 only): max-min sharing, or the RDMA window
+    on top of it where the case's SimAI.conf sets HAS_WIN (network/transport.py)."""
     manifest = load_manifest(path)
     base = Path(path).parent
     ref = manifest.get("reference", "")
@@ -160,7 +165,7 @@ def validate(path: str | Path) -> list[Comparison]:
         if ref == "SimAI-Analytical":
             rows += analytical_case(case, base, str(path))
         elif ref == "SimAI-ns3":
-            rows += ns3_case(case, base, str(path))
+            rows += ns3_case(case, base, str(path), transport)
         else:
             raise InputError(
                 f"unknown reference {ref!r}; expected 'SimAI-Analytical' or 'SimAI-ns3'",

@@ -1,0 +1,114 @@
+"""Window-limited transport: the RDMA window of SimAI's ns-3 NICs on top of max-min sharing.
+
+An element built with the network from a SimAI.conf (reference/simai_ns3_semantics.md section 4,
+"Window"): every queue pair may keep W bytes in flight, W = the fabric's largest bandwidth-delay
+product plus one packet (GLOBAL_T forces the global window). Max-min sharing alone assumes every
+flow can fill its share; with a window it reaches rate <= W / (RTT0 + queueing on its data path
+and on its ACK path).
+
+Queues. A NIC schedules its queue pairs round-robin and holds back what the window allows, so
+only switch egress ports queue. At a saturated switch port, each flow bottlenecked there keeps
+W - rate x (the rest of its RTT) bytes in that queue; the port's delay is the sum over capacity.
+A flow is never slowed by its own bottleneck's queue (that queue is its window's excess by
+construction); it is slowed by queues elsewhere on its data path and on its ACK path (ACKs share
+the switch FIFOs with data: ACK_HIGH_PRIO 0; at the receiving NIC they go first). The rates and
+queue delays are a fixed point, found by damped iteration of max-min solves with window caps.
+
+DCQCN's rate cuts (KMIN/KMAX/PMAX) are not modelled: `max_queue_bytes` reports the largest
+queue seen, so a user can tell when a port passed KMIN (CC_MODE 1 would then cut rates).
+Knows nothing about collectives.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from netsim.network.maxmin import max_min_rates
+
+ITERATIONS = 30
+DAMPING = 0.5
+TOLERANCE = 1e-4
+
+
+class WindowTransport:
+    """Per-link queueing flags and RTT terms, the window, and the rate fixed point."""
+
+    def __init__(self, capacity: np.ndarray, queues: np.ndarray, data_rtt: np.ndarray, ack_rtt: np.ndarray,
+                 window: float):  # fmt: skip
+        self.capacity = capacity
+        self.queues = queues.astype(bool)  # links whose egress is a switch port (they can queue)
+        self.data_rtt = data_rtt  # per link: propagation + a packet's serialisation
+        self.ack_rtt = ack_rtt  # per link: propagation + an ACK's serialisation
+        self.window = window
+        self.max_queue_bytes = 0.0
+
+    def rates(self, paths: np.ndarray, acks: np.ndarray, caps: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        r = max_min_rates(paths, self.capacity, caps, weights)
+        F, H = paths.shape
+        L = self.capacity.shape[0]
+        dummy = L - 1
+        base = self.data_rtt[paths].sum(axis=1) + self.ack_rtt[acks].sum(axis=1)
+        # The receiving NIC sends ACKs first: no queue on an ACK path's first link.
+        ack_q = acks.copy()
+        ack_q[:, 0] = dummy
+        d = np.zeros(L)
+        for _ in range(ITERATIONS):
+            bn, has_bn = self._bottlenecks(paths, r, weights)
+            wait = d[paths].sum(axis=1) + d[ack_q].sum(axis=1)
+            own = np.where(has_bn, d[bn], 0.0)
+            rest = base + wait - own
+            excess = np.maximum(self.window - r * rest, 0.0)
+            at = has_bn & self.queues[bn]
+            q = np.bincount(bn[at], weights=excess[at], minlength=L)
+            q[dummy] = 0.0
+            d = DAMPING * d + (1 - DAMPING) * q / np.where(self.capacity > 0, self.capacity, np.inf)
+            wait = d[paths].sum(axis=1) + d[ack_q].sum(axis=1)
+            own = np.where(has_bn, d[bn], 0.0)
+            new = max_min_rates(paths, self.capacity, np.minimum(caps, self.window / (base + wait - own)), weights)
+            if np.allclose(new, r, rtol=TOLERANCE, atol=0.0):
+                r = new
+                break
+            r = new
+        self.max_queue_bytes = max(self.max_queue_bytes, float((d[:dummy] * self.capacity[:dummy]).max(initial=0.0)))
+        return r
+
+    def _bottlenecks(self, paths: np.ndarray, r: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each flow's bottleneck: a saturated link on its path where no flow runs faster."""
+        F, H = paths.shape
+        L = self.capacity.shape[0]
+        load = np.bincount(paths.ravel(), weights=np.repeat(r * weights, H), minlength=L)
+        sat = load >= self.capacity * (1 - 1e-6)
+        sat[L - 1] = False
+        top = np.zeros(L)
+        np.maximum.at(top, paths.ravel(), np.repeat(r, H))
+        hit = sat[paths] & (r[:, None] >= top[paths] * (1 - 1e-6))
+        has = hit.any(axis=1)
+        return paths[np.arange(F), hit.argmax(axis=1)], has
+
+
+def window_bytes(paths: list[tuple[int, ...]], latency: np.ndarray, rate: np.ndarray, payload: int) -> float:
+    """SimAI's global window (common.h ReadConf): the largest over host pairs of
+    (2 x propagation + a payload's serialisation per hop) x the path's slowest rate, plus the packet a
+    queue pair may still send while below it."""
+    best = 0.0
+    for p in paths:
+        if not p:
+            continue
+        idx = list(p)
+        rtt = 2 * latency[idx].sum() + (payload / rate[idx]).sum()
+        best = max(best, rtt * rate[idx].min())
+    return best + payload
+
+
+def build_window_transport(net, timing, payload: int) -> WindowTransport:
+    """The element for a compiled network and its packet timing (switch egress ports queue)."""
+    switches = set(net.topo.switch_tiers) | {
+        n for n, d in net.topo.graph.nodes(data=True) if d.get("kind") == "nvswitch"
+    }
+    queues = np.array([a in switches for a, _b in net.ends] + [False])
+    G = net.topo.num_gpus
+    far = [net.data_route(src, dst, 10000) for src in {0, G - 1} for dst in range(G) if dst != src]
+    raw = net.capacity
+    window = window_bytes(far, net.latency, raw, payload)
+    data_rtt = net.latency + timing.packet_s  # both padded with the dummy link's 0
+    return WindowTransport(timing.capacity, queues, data_rtt, timing.ack_return_s, window)

@@ -1,0 +1,62 @@
+"""The window transport against hand calculations (issue #12's transport tests)."""
+
+import numpy as np
+import pytest
+
+from netsim.network.transport import WindowTransport, window_bytes
+
+C = 50e9  # 400 Gbps in bytes/s
+
+
+def _transport(n_links, queues, window, rtt_per_link=1e-6):
+    cap = np.array([C] * n_links + [np.inf])
+    data = np.array([rtt_per_link] * n_links + [0.0])
+    ack = np.array([rtt_per_link] * n_links + [0.0])
+    q = np.array(list(queues) + [False])
+    return WindowTransport(cap, q, data, ack, window)
+
+
+def _rows(paths, H=4, L=None):
+    out = np.full((len(paths), H), L, dtype=np.int64)
+    for i, p in enumerate(paths):
+        out[i, : len(p)] = p
+    return out
+
+
+def test_window_limited_single_flow_runs_at_w_over_rtt():
+    # One flow over two links (data) and two back (ACKs): RTT0 = 4 us. A 100 KB window is below the
+    # 200 KB BDP, so the flow runs at W / RTT0 = 25 GB/s, half the line rate.
+    t = _transport(4, [False] * 4, window=100e3)
+    paths, acks = _rows([[0, 1]], L=4), _rows([[2, 3]], L=4)
+    r = t.rates(paths, acks, np.array([np.inf]), np.ones(1))
+    assert r[0] == pytest.approx(100e3 / 4e-6)
+
+
+def test_flows_that_fill_their_window_keep_their_max_min_share():
+    # Two greedy flows on one switch port (link 0): each gets C/2, whatever the queue they build.
+    t = _transport(3, [True, False, False], window=400e3)
+    paths, acks = _rows([[0], [0]], L=3), _rows([[1], [2]], L=3)
+    r = t.rates(paths, acks, np.full(2, np.inf), np.ones(2))
+    assert r == pytest.approx([C / 2, C / 2])
+
+
+def test_a_queue_on_the_ack_path_slows_a_flow_by_its_delay():
+    # Flows A, B are greedy at switch port 0 (RTT0 2 us each): the port queues 2W - C x 2 us bytes.
+    # Flow D sends on its own link 1 and gets its ACKs back over [2, 0]: the receiving NIC sends the
+    # ACK first (link 2 does not queue), then it waits behind port 0's queue: D's rate = W / (RTT0_D + d).
+    W = 150e3
+    t = _transport(3, [True, False, False], window=W)
+    paths = _rows([[0], [0], [1]], L=3)
+    acks = _rows([[2], [2], [2, 0]], L=3)
+    r = t.rates(paths, acks, np.full(3, np.inf), np.ones(3))
+    d = (2 * W - C * 2e-6) / C
+    assert r[:2] == pytest.approx([C / 2, C / 2], rel=1e-3)
+    assert r[2] == pytest.approx(W / (3e-6 + d), rel=1e-3)
+    assert t.max_queue_bytes == pytest.approx(2 * W - C * 2e-6, rel=1e-3)
+
+
+def test_simai_global_window_is_the_largest_bdp_plus_a_packet():
+    # simai_ns3_semantics.md section 4: 2-tier 400G with 500 ns links: (2 x 4 x 500 ns + 4 x 180 ns)
+    # x 50 B/ns = 236,000 B, and a queue pair may send one more 9000 B packet below it.
+    lat, rate = np.full(4, 500e-9), np.full(4, C)
+    assert window_bytes([(0, 1, 2, 3)], lat, rate, 9000) == pytest.approx(236_000 + 9000)
