@@ -294,13 +294,16 @@ class CollectiveEngine:
             for g in groups:
                 rings = ring_channels(g, self.gps, self.ring_style)
                 lats = []
+                q = self.net.topo.flows_per_pair
                 for c, ring in enumerate(rings):
                     for a, b in zip(ring, ring[1:] + ring[:1]):
-                        # One flow per ring edge and channel (split over every path when spraying).
-                        routes = self.net.all_routes(a, b) if self.spray else [self._conn_route(a, b, c)]
-                        for links in routes:
-                            rows.append(list(links) + [self.fluid.L - 1] * (H - len(links)))
-                            fracs.append(1.0 / len(rings) / len(routes))
+                        # flows_per_pair flows per ring edge and channel, each its own connection
+                        # (split over every path when spraying).
+                        for k in range(q):
+                            routes = self.net.all_routes(a, b) if self.spray else [self._conn_route(a, b, (c, k))]
+                            for links in routes:
+                                rows.append(list(links) + [self.fluid.L - 1] * (H - len(links)))
+                                fracs.append(1.0 / len(rings) / len(routes) / q)
                         lats.append(self.net.path_latency(routes[0]))
                 tails_lat.append((sum(lats) / len(lats), max(lats)))
             plan = (np.array(rows, dtype=np.int64), np.array(fracs), tails_lat, len(groups[0]))
@@ -331,12 +334,14 @@ class CollectiveEngine:
         if plan is None:
             H, pad = self.fluid.H, self.fluid.L - 1
             rows, fracs, lat = [], [], 0.0
+            q = self.net.topo.flows_per_pair
             for a, b in pairs:
-                routes = self.net.all_routes(a, b) if self.spray else [self._conn_route(a, b, conn)]
-                for links in routes:
-                    rows.append(list(links) + [pad] * (H - len(links)))
-                    fracs.append(1.0 / len(routes))
-                    lat = max(lat, self.net.path_latency(links))
+                for k in range(q):
+                    routes = self.net.all_routes(a, b) if self.spray else [self._conn_route(a, b, (conn, k))]
+                    for links in routes:
+                        rows.append(list(links) + [pad] * (H - len(links)))
+                        fracs.append(1.0 / len(routes) / q)
+                        lat = max(lat, self.net.path_latency(links))
             plan = self._plans[key] = (np.array(rows, dtype=np.int64), np.array(fracs), lat)
         paths, fracs, lat = plan
         sizes = fracs * float(size)

@@ -137,6 +137,10 @@ class TopologyConfig(_Strict):
     fabric: FabricSpec
     # Fixed start overhead of every transfer (NCCL step launch and synchronisation).
     alpha: Time = 2e-6
+    # Flows (QPs / NCCL channels) a ring edge or point-to-point transfer between two GPUs is split
+    # into, each hashed by ECMP on its own: NCCL_IB_QPS_PER_CONNECTION x channels per NIC; Llama 3's
+    # library opened 16 per GPU pair. 1 = one flow per ring edge (SimAI's and netsim's default).
+    flows_per_pair: PositiveInt = Field(1, le=64)
 
     @model_validator(mode="after")
     def _check(self):

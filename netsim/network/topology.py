@@ -51,6 +51,7 @@ class Topology:
     description: str = ""
     switch_tiers: dict[int, int] = field(default_factory=dict)
     alpha: float = 2e-6
+    flows_per_pair: int = 1  # flows a GPU pair's transfer is split into (QPs x channels), each ECMP-hashed
     # Multi-dimensional networks (LIBRA): (kind, size, bandwidth per NPU, latency, tier) per dim,
     # innermost first; NPU ids vary fastest in dim 0.
     dims: tuple[tuple[str, int, float, float, str], ...] = ()
@@ -529,6 +530,7 @@ def build_topology(cfg: TopologyConfig, where: str = "", base_dir: Path | None =
         description=cfg.description,
         switch_tiers=b.tiers,
         alpha=cfg.alpha,
+        flows_per_pair=cfg.flows_per_pair,
     )
     _check_connected(topo, where)
     return topo

@@ -1,4 +1,5 @@
 import networkx as nx
+import pytest
 
 from netsim.network.topology import load_topology, read_simai_topology
 
@@ -44,3 +45,27 @@ def test_bandwidth_override(repo):
     t = load_topology(repo / "topologies/dcn_512.yaml").with_nic_bandwidth(12.5e9)
     assert t.nic_bandwidth == 12.5e9
     assert t.graph.edges[0, next(iter(t.graph.neighbors(0)))]["bandwidth"] == 12.5e9
+
+
+def test_flows_per_pair_splits_every_ring_edge_into_separately_hashed_flows(tmp_path):
+    # 2 servers x 1 GPU: a ring all-reduce has 2 edges; with 4 flows per pair it starts 8 flows of a
+    # quarter each, and on a non-blocking path the time is the same.
+    from netsim.collectives.bench import bench_collective
+    from netsim.collectives.models import FlowModel
+
+    def topo(q):
+        p = tmp_path / f"t{q}.yaml"
+        p.write_text(
+            f"name: t\nservers: 2\ngpus_per_server: 1\nnic: {{count: 1, bandwidth: '400 Gbps'}}\nflows_per_pair: {q}\n"
+            "fabric: {kind: leaf_spine, leaves: 1, hosts_per_leaf: 2, spines: 1}\n"
+        )
+        return load_topology(p)
+
+    one, four = topo(1), topo(4)
+    assert bench_collective(four, "allreduce", [0, 1], 2**26)["time_us"] == pytest.approx(
+        bench_collective(one, "allreduce", [0, 1], 2**26)["time_us"], rel=1e-9
+    )
+    m = FlowModel(four)
+    m.collective("allreduce", [[0, 1]], 2**26)
+    m.env.run()
+    assert m.fluid.flows_started == 8
