@@ -223,16 +223,8 @@ def _build_leaf_spine(cfg: TopologyConfig, spec: LeafSpineSpec, b: _Builder) -> 
             f"host ports: not every GPU is connected"
         )
     up = spec.uplink_bandwidth or cfg.nic.bandwidth
-    leaves = []
-    for _ in range(spec.leaves):
-        leaves.append(b.node(nid, "switch", tier=0))
-        b.tiers[nid] = 0
-        nid += 1
-    spines = []
-    for _ in range(spec.spines):
-        spines.append(b.node(nid, "switch", tier=1))
-        b.tiers[nid] = 1
-        nid += 1
+    leaves, nid = _switches(b, nid, spec.leaves, 0)
+    spines, nid = _switches(b, nid, spec.spines, 1)
     for e, (port, _server) in enumerate(ports):
         _attach(b, port, leaves[e // spec.hosts_per_leaf], cfg)
     for leaf in leaves:
@@ -245,16 +237,8 @@ def _build_rail(cfg: TopologyConfig, spec: RailOptimizedSpec, b: _Builder) -> No
     nics = cfg.nic.count
     per_rail = math.ceil(cfg.servers / spec.servers_per_leaf)
     up = spec.uplink_bandwidth or cfg.nic.bandwidth
-    leaves = []
-    for _ in range(nics * per_rail):
-        leaves.append(b.node(nid, "switch", tier=0))
-        b.tiers[nid] = 0
-        nid += 1
-    spines = []
-    for _ in range(spec.spines):
-        spines.append(b.node(nid, "switch", tier=1))
-        b.tiers[nid] = 1
-        nid += 1
+    leaves, nid = _switches(b, nid, nics * per_rail, 0)
+    spines, nid = _switches(b, nid, spec.spines, 1)
     for e, (port, server) in enumerate(ports):
         rail = e % nics
         _attach(b, port, leaves[rail * per_rail + server // spec.servers_per_leaf], cfg)
