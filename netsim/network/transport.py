@@ -21,6 +21,8 @@ Knows nothing about collectives.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from netsim.network.maxmin import max_min_rates
@@ -88,8 +90,8 @@ class WindowTransport:
 
 def window_bytes(paths: list[tuple[int, ...]], latency: np.ndarray, rate: np.ndarray, payload: int) -> float:
     """SimAI's global window (common.h ReadConf): the largest over host pairs of
-    (2 x propagation + a payload's serialisation per hop) x the path's slowest rate, plus the packet a
-    queue pair may still send while below it."""
+    (2 x propagation + a payload's serialisation per hop) x the path's slowest rate; a queue pair
+    sends while below it, so whole packets up to the first at or above it are in flight."""
     best = 0.0
     for p in paths:
         if not p:
@@ -97,7 +99,7 @@ def window_bytes(paths: list[tuple[int, ...]], latency: np.ndarray, rate: np.nda
         idx = list(p)
         rtt = 2 * latency[idx].sum() + (payload / rate[idx]).sum()
         best = max(best, rtt * rate[idx].min())
-    return best + payload
+    return math.ceil(best / payload - 1e-9) * payload
 
 
 def build_window_transport(net, timing, payload: int) -> WindowTransport:

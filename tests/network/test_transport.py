@@ -57,6 +57,6 @@ def test_a_queue_on_the_ack_path_slows_a_flow_by_its_delay():
 
 def test_simai_global_window_is_the_largest_bdp_plus_a_packet():
     # simai_ns3_semantics.md section 4: 2-tier 400G with 500 ns links: (2 x 4 x 500 ns + 4 x 180 ns)
-    # x 50 B/ns = 236,000 B, and a queue pair may send one more 9000 B packet below it.
+    # x 50 B/ns = 236,000 B; a queue pair sends while below it: 27 packets, 243,000 B in flight.
     lat, rate = np.full(4, 500e-9), np.full(4, C)
-    assert window_bytes([(0, 1, 2, 3)], lat, rate, 9000) == pytest.approx(236_000 + 9000)
+    assert window_bytes([(0, 1, 2, 3)], lat, rate, 9000) == pytest.approx(243_000)
