@@ -90,6 +90,7 @@ PARALLEL_FIELDS = (
     "sp",
     "schedule",
     "cp",
+    "ep",
     "vpp",
     "recompute",
     "precision",

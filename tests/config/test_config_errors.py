@@ -105,3 +105,43 @@ def test_bad_simai_topology(tmp_path):
     p = tmp_path / "topo.txt"
     p.write_text("3 1 0 1 2 H100\n2\n0 2 400Gbps 0.0005ms 0\n1 2 fast 0.0005ms 0\n")
     check(*run("run", str(p), "--model", "7B"), f"{p}:4", "expected a rate")
+
+
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        (("--ep", "2"), ("ep=2", "mixture-of-experts")),
+        (("--vpp", "2"), ("vpp > 1 needs pp > 1",)),
+        (("--cp", "3"), ("tp x cp x pp",)),
+        (("--pp", "2", "--vpp", "2", "--gbs", "12"), ("multiple of pp",)),
+        (("--calibration", "/nonexistent/compute.yaml"), ("/nonexistent/compute.yaml", "not found")),
+    ],
+)
+def test_training_option_errors(tmp_path, args, needles):
+    # 32 GPUs, 7B (32 layers, 32 heads): each option combination is refused with one clear line.
+    check(*run("run", topo(tmp_path, GOOD), "--model", "7B", *args), *needles)
+
+
+@pytest.mark.parametrize("args", [("--sharding", "zero-9"), ("--precision", "fp4"), ("--recompute", "some")])
+def test_training_option_choices(tmp_path, args):
+    code, out = run("run", topo(tmp_path, GOOD), "--model", "7B", *args)
+    assert code == 2 and "Traceback" not in out
+    assert out.splitlines()[-1].startswith(f"netsim: error: {args[0]}: '{args[1]}' is not one of")
+
+
+def test_fp8_on_a100_is_refused(tmp_path):
+    check(*run("run", topo(tmp_path, GOOD.replace("name: t", "name: t\ngpu: A100")), "--model", "7B",
+               "--precision", "fp8"), "no FP8", "precision")  # fmt: skip
+
+
+def test_bad_published_manifest_and_simai_conf(tmp_path):
+    m = tmp_path / "m.yaml"
+    m.write_text("schema: something-else/1\ncases: []\n")
+    check(*run("validate", "published", str(m)), str(m), "schema", "netsim-published/1")
+    from netsim.config.simai_conf import parse_simai_conf
+    from netsim.errors import InputError
+
+    with pytest.raises(InputError, match="KMIN_MAP"):
+        parse_simai_conf("KMIN_MAP 2 100000000000 400\n", "c.conf")
+    with pytest.raises(InputError, match="RATE_AI"):
+        parse_simai_conf("RATE_AI fast\n", "c.conf")
