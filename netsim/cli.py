@@ -820,6 +820,40 @@ def study_breakeven(topology, model, codec, ratio, out, no_confirm, as_json, **p
     click.echo(f"wrote breakeven.json and breakeven.png to {out_dir}")
 
 
+@study.command("dlrm")
+@click.option("--topology", type=click.Path(dir_okay=False), default=None,
+              help="where the 8-GPU all-to-all runs (default: topologies/fat_tree_512.yaml)")  # fmt: skip
+@click.option("--bandwidth", "bandwidths", multiple=True, type=click.FloatRange(min=0.01, max=10_000),
+              help="link bandwidths in GB/s (repeatable; default 0.5, 12.5, 25)")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True)
+def study_dlrm(topology, bandwidths, as_json):
+    """The SC'24 DLRM paper's speed-up table (ANS, Huffman, LZ4, GPULZ on the embedding all-to-all)
+    from simulated all-to-alls, beside the paper's formula, and each encoder's break-even bandwidth."""
+    from netsim.network.topology import load_topology
+    from netsim.report.dlrm_study import BANDWIDTHS_GBPS, study, to_dicts
+    from netsim.resources import TOPOLOGIES
+
+    topo = load_topology(topology or TOPOLOGIES / "fat_tree_512.yaml")
+    rows = study(topo, bandwidths=tuple(bandwidths) or BANDWIDTHS_GBPS)
+    if as_json:
+        click.echo(json_out.dumps(to_dicts(rows)))
+        return
+    from rich.table import Table
+
+    from netsim.report.tables import print_table
+
+    t = Table(title=f"DLRM embedding all-to-all, 8 GPUs x 1 GiB on {topo.name} (encoder figures: the paper's)",
+              title_justify="left")  # fmt: skip
+    for col in ("encoder", "ratio", "Tc GB/s", "Td GB/s", "B GB/s", "speed-up", "formula", "break-even GB/s",
+                "formula"):  # fmt: skip
+        t.add_column(col, justify="left" if col == "encoder" else "right")
+    for r in rows:
+        t.add_row(r.encoder, f"{r.ratio:.3f}", f"{r.compress_GBps:g}", f"{r.decompress_GBps:g}", f"{r.bandwidth_GBps:g}",
+                  f"{r.speedup:.2f}x", f"{r.speedup_formula:.2f}x", f"{r.breakeven_GBps:.1f}",
+                  f"{r.breakeven_formula_GBps:.1f}")  # fmt: skip
+    print_table(t)
+
+
 @study.command("netzip")
 @click.option("--out", type=click.Path(file_okay=False), default="sweeps_out/netzip", show_default=True)
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)

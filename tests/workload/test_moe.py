@@ -72,3 +72,18 @@ def test_dlrm_all_to_all_speed_up_formula_with_a_gpu_codec(tmp_path):
     comp = bench_collective(fat, "alltoall", list(range(8)), S, spray=True, compression=load_codec(str(p)))["time_us"]
     want = 1 / (0.416667 + 12.5 / 200 + 12.5 / 58)
     assert plain / comp == pytest.approx(want, rel=0.02)
+
+
+def test_study_dlrm_reproduces_the_papers_speed_up_rows_from_simulated_all_to_alls():
+    # reference/peers.md section 4: ANS 1.71x / 1.35x, Huffman 1.42x / 1.02x at 12.5 / 25 GB/s,
+    # break-even about 46 and 26 GB/s (its formula on the table's median ratios and throughputs).
+    from netsim.report.dlrm_study import study
+
+    fat = load_topology(REPO / "topologies/fat_tree_512.yaml")
+    rows = {(r.encoder, r.bandwidth_GBps): r for r in study(fat, ("dlrm-ans", "dlrm-huffman"), (12.5, 25.0))}
+    want = {("dlrm-ans", 12.5): 1.71, ("dlrm-ans", 25.0): 1.35, ("dlrm-huffman", 12.5): 1.42,
+            ("dlrm-huffman", 25.0): 1.02}  # fmt: skip
+    for key, s in want.items():
+        assert rows[key].speedup == pytest.approx(s, rel=0.02), key
+    assert rows[("dlrm-ans", 12.5)].breakeven_GBps == pytest.approx(46, rel=0.02)
+    assert rows[("dlrm-huffman", 12.5)].breakeven_GBps == pytest.approx(26, rel=0.02)
