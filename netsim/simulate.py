@@ -17,6 +17,7 @@ from netsim.system.result import SUMMARY_FIELDS, Breakdown
 from netsim.workload.aicb import aiob_sections, generate_aicb, timing_from_sections
 from netsim.workload.catalog import resolve_model
 from netsim.workload.compute import gpu_compute
+from netsim.workload.dlrm import build_dlrm, dlrm_parallelism, find_dlrm
 from netsim.workload.megatron import build_megatron
 from netsim.workload.parallel import Parallelism, resolve_parallelism
 from netsim.workload.program import LayerProgram
@@ -107,8 +108,24 @@ def resolve_training(model_name: str, gpus: int, overrides: dict) -> tuple[Model
     return model, resolve_parallelism(model, gpus, {k: overrides.get(k) for k in PARALLEL_FIELDS})
 
 
+def _dlrm_job(spec: RunSpec, job: Job, config: dict, cfg) -> str:
+    """A DLRM preset (workload/dlrm.py): embeddings sharded over every GPU, data-parallel MLPs."""
+    if spec.mode == "simai":
+        raise InputError("SimAI-compatible mode runs transformer workloads only; use --mode physical", field="--mode")
+    par = dlrm_parallelism(cfg, job.topo.num_gpus)
+    job.par, job.dp, job.schedule = par, par.dp, par.schedule
+    job.staged = build_dlrm(cfg, par, gpu_compute(job.topo.gpu, spec.calibration))
+    config["model"] = cfg.model_dump(exclude={"aliases", "description", "source"})
+    config["parallelism"] = par.to_dict()
+    config["workload"] = {"generator": "netsim-dlrm", "rows": len(job.staged.stages[0].layers)}
+    return cfg.name
+
+
 def _model_job(spec: RunSpec, job: Job, config: dict) -> str:
-    """A model preset: AICB's rows in SimAI mode, else netsim's Megatron programs."""
+    """A model preset: AICB's rows in SimAI mode, else netsim's Megatron programs (or DLRM's)."""
+    dlrm = find_dlrm(spec.model)
+    if dlrm is not None:
+        return _dlrm_job(spec, job, config, dlrm)
     model, par = resolve_training(spec.model, job.topo.num_gpus, spec.model_dump())
     gpu = gpu_compute(job.topo.gpu, spec.calibration)
     config["model"] = model.model_dump(exclude={"parallelism", "aliases", "description", "source"})

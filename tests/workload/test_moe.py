@@ -87,3 +87,25 @@ def test_study_dlrm_reproduces_the_papers_speed_up_rows_from_simulated_all_to_al
         assert rows[key].speedup == pytest.approx(s, rel=0.02), key
     assert rows[("dlrm-ans", 12.5)].breakeven_GBps == pytest.approx(46, rel=0.02)
     assert rows[("dlrm-huffman", 12.5)].breakeven_GBps == pytest.approx(26, rel=0.02)
+
+
+def test_dlrm_embedding_all_to_all_and_mlp_all_reduce_by_hand(tmp_path):
+    from netsim.workload.dlrm import EMBEDDING, build_dlrm, dlrm_parallelism, find_dlrm
+
+    cfg = find_dlrm("dlrm-criteo-tb")
+    assert cfg is not None and cfg.tables == 26 and cfg.embedding_dim == 128
+    par = dlrm_parallelism(cfg, 8)
+    prog = build_dlrm(cfg, par, gpu_compute("H100")).stages[0]
+    emb = prog.layers[0]
+    # Table-wise over 8 GPUs: the busiest holds ceil(26/8) = 4 tables and sends their pooled fp32
+    # vectors for the whole batch, split over the 8 owners of the samples; its gradient comes back.
+    want = 4 * cfg.batch * 128 * 4
+    assert (emb.fwd.op, emb.fwd.group, emb.fwd.bytes, emb.fwd.traffic) == (ALLTOALL, EP, want, EMBEDDING)
+    assert (emb.ig.op, emb.ig.bytes) == (ALLTOALL, want)
+    # The MLPs' fp32 gradients: 13-512-256-128 and 479-1024-1024-512-256-1 (weights and biases).
+    dims_b, dims_t = [13, 512, 256, 128], [128 + 27 * 26 // 2, 1024, 1024, 512, 256, 1]
+    params = sum(a * b + b for d in (dims_b, dims_t) for a, b in zip(d, d[1:]))
+    (grads,) = prog.buckets.values()
+    assert (grads.op, grads.bytes) == ("allreduce", 4 * params)
+    row = build_dlrm(cfg.model_copy(update={"sharding": "row-wise"}), par, gpu_compute("H100")).stages[0].layers[0]
+    assert (row.fwd.op, row.fwd.bytes, row.ig.op) == ("reducescatter", 26 * cfg.batch * 128 * 4, "allgather")
