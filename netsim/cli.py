@@ -1116,6 +1116,16 @@ def models_cmd():
             f"{p.tp}x{p.pp}",
         )
     print_table(t)
+    from netsim.workload.dlrm import dlrm_presets
+
+    d = Table(title="DLRM presets (workloads/dlrm/)", title_justify="left")
+    for col in ("name", "aliases", "tables", "embedding dim", "bottom MLP", "top MLP", "batch", "sharding"):
+        d.add_column(col)
+    for c in dlrm_presets().values():
+        d.add_row(c.name, ", ".join(c.aliases), str(c.tables), str(c.embedding_dim),
+                  "-".join(map(str, [c.dense_features, *c.bottom_mlp])), "-".join(map(str, c.top_mlp)), str(c.batch),
+                  c.sharding)  # fmt: skip
+    print_table(d)
 
 
 @main.command("topology")
