@@ -50,8 +50,8 @@ class ParallelismConfig(BaseModel):
         return self
 
 
-class ModelConfig(BaseModel):
-    """A transformer's dimensions. `ffn_hidden` omitted means AICB's default (see aicb.py)."""
+class Preset(BaseModel):
+    """What every model preset carries besides its dimensions: names and where they come from."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -59,6 +59,11 @@ class ModelConfig(BaseModel):
     aliases: list[str] = []
     description: str = ""
     source: str = ""
+
+
+class ModelConfig(Preset):
+    """A transformer's dimensions. `ffn_hidden` omitted means AICB's default (see aicb.py)."""
+
     layers: PositiveInt
     hidden: PositiveInt
     heads: PositiveInt

@@ -17,9 +17,10 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from netsim.config.loader import load_model
+from netsim.config.model import Preset
 from netsim.errors import InputError
 from netsim.resources import WORKLOADS
 from netsim.workload.compute import GpuCompute
@@ -46,15 +47,9 @@ EMBEDDING = "embedding"  # traffic class of the pooled embeddings and their grad
 FP32 = 4
 
 
-class DlrmConfig(BaseModel):
+class DlrmConfig(Preset):
     """A DLRM preset (workloads/dlrm/*.yaml)."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    name: str
-    aliases: list[str] = []
-    description: str = ""
-    source: str = ""
     tables: int = Field(gt=0, le=100_000, strict=True)
     embedding_dim: int = Field(gt=0, le=65_536, strict=True)
     rows_per_table: int = Field(gt=0, strict=True)
