@@ -25,7 +25,7 @@ from netsim.collectives.placement import GroupPlacement, place_group
 from netsim.collectives.runner import CollectiveEngine
 from netsim.network.compression import NicCodec
 from netsim.network.fluid import FluidNetwork
-from netsim.network.packet_timing import PacketTiming
+from netsim.network.packet_timing import PAYLOAD, PacketTiming
 from netsim.network.routing import compile_network
 from netsim.network.topology import Topology
 from netsim.network.transport import build_window_transport
@@ -35,6 +35,7 @@ class NetworkModel(Protocol):
     """What a schedule executor asks of a network: collectives and sends that complete as Events."""
 
     env: simpy.Environment
+    fixed_cacheable: bool  # fixed_s depends only on (op, groups, size): an executor may reuse its answer
 
     def collective(
         self, op: str, groups: list[list[int]], size: float, traffic: str = "default", kind: str = "DP",
@@ -156,7 +157,7 @@ class FlowModel:
     ):  # fmt: skip
         self.env = simpy.Environment()
         self.net = compile_network(topo)
-        self.timing = (PacketTiming(self.net, payload) if payload else PacketTiming(self.net)) if packet else None
+        self.timing = PacketTiming(self.net, payload or PAYLOAD) if packet else None
         capacity = self.timing.capacity if packet else self.net.capacity
         transport = None
         if packet and window:  # SimAI.conf HAS_WIN: the RDMA window on top of max-min (network/transport.py)

@@ -46,7 +46,6 @@ class WindowTransport:
 
     def rates(self, paths: np.ndarray, acks: np.ndarray, caps: np.ndarray, weights: np.ndarray) -> np.ndarray:
         r = max_min_rates(paths, self.capacity, caps, weights)
-        F, H = paths.shape
         L = self.capacity.shape[0]
         dummy = L - 1
         base = self.data_rtt[paths].sum(axis=1) + self.ack_rtt[acks].sum(axis=1)

@@ -98,6 +98,8 @@ class StageRunner:
         # Experts' gradients: the ranks holding the same experts (every ep-th DP index), over CP too.
         self.edpg = [[par.rank(t, c, e + ep * k, i) for k in range(par.dp // ep) for c in range(par.cp)]
                      for t in range(par.tp) for e in range(ep)]  # fmt: skip
+        self._group_map = {TP: self.tpg, EP: self.epg, CP: self.cpg, DP_EP: self.edpg}
+        self._pairs: dict[int, list[tuple[int, int]]] = {}  # destination rank -> this rank's send pairs
         self.dp = DpStream(self.env, ex.model, self._groups, self.st)
         self.params = DpStream(self.env, ex.model, self._groups, self.st)
         self.ready: dict[tuple[int, int], simpy.Event] = {}  # (chunk, row) -> parameters gathered
@@ -128,7 +130,7 @@ class StageRunner:
             yield self.env.timeout(lag)
 
     def _groups(self, group: str) -> list[list[int]]:
-        return {TP: self.tpg, EP: self.epg, CP: self.cpg, DP_EP: self.edpg}.get(group, self.dpg)
+        return self._group_map.get(group, self.dpg)
 
     def _charge(self, group: str, t0: float, d: float, name: str, c: Collective) -> None:
         if group == EP:
@@ -142,7 +144,7 @@ class StageRunner:
 
     def _fixed(self, c: Collective) -> float | None:
         model = self.ex.model
-        if not getattr(model, "fixed_cacheable", False):
+        if not model.fixed_cacheable:
             return model.fixed_s(c.op, self._groups(c.group), c.bytes, c.traffic, c.group)
         key = (c.op, c.group, c.bytes)
         if key not in self._fixed_cache:
@@ -189,14 +191,12 @@ class StageRunner:
             self.st.spans.append(("PP recv", f"mb{j} wait", t0, waited, "stall"))
 
     def send(self, direction: str, to_vs: int, j: int, s: Send) -> None:
-        par = self.ex.par
-        to = to_vs % par.pp
-        pairs = [
-            (par.rank(t, c, d, self.i), par.rank(t, c, d, to))
-            for t in range(par.tp)
-            for c in range(par.cp)
-            for d in range(self.ex.replicas)
-        ]
+        to = to_vs % self.ex.par.pp
+        pairs = self._pairs.get(to)
+        if pairs is None:
+            par = self.ex.par
+            pairs = self._pairs[to] = [(par.rank(t, c, d, self.i), par.rank(t, c, d, to))
+                                       for t in range(par.tp) for c in range(par.cp) for d in range(self.ex.replicas)]  # fmt: skip
         t0 = self.env.now
         self.ex.sent_at[(direction, to_vs, j)] = t0
         done = self.ex.recv[direction][to_vs][j]

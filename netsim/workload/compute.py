@@ -10,7 +10,7 @@ bytes they move. That block is fitted on published iteration times only
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
@@ -86,15 +86,12 @@ class GpuCompute:
         return nbytes / (self.hbm_bandwidth * eff)
 
     def with_fit(self, fit: TrainingFit) -> GpuCompute:
-        return GpuCompute(**{**self.__dict__, "fit": fit})
+        return replace(self, fit=fit)
 
     def with_peaks(self, bf16_tflops: float, fp8_tflops: float | None, hbm_bandwidth: float) -> GpuCompute:
         """The same calibration on a part with other datasheet peaks (a published case's GPU)."""
-        return GpuCompute(
-            name=self.name, peak_flops=bf16_tflops * 1e12, hbm_bandwidth=hbm_bandwidth,
-            matmul_efficiency=self.matmul_efficiency, memory_efficiency=self.memory_efficiency, source=self.source,
-            peak_fp8_flops=fp8_tflops * 1e12 if fp8_tflops else None, fit=self.fit,
-        )  # fmt: skip
+        return replace(self, peak_flops=bf16_tflops * 1e12, hbm_bandwidth=hbm_bandwidth,
+                       peak_fp8_flops=fp8_tflops * 1e12 if fp8_tflops else None)  # fmt: skip
 
 
 def _fit(d: dict | None, where: str) -> TrainingFit | None:
