@@ -181,7 +181,12 @@ def run(topology, model, workload, as_json, out, trace, force, **opts):
         raise InputError("the output folder is not empty; use --force to replace netsim's files there", where=out,
                          field="--out")  # fmt: skip
 
-    res = run_sim(RunSpec.parse({"topology": topology, "model": model, "workload": workload, **opts}))
+    from netsim.sweep.runner import eta_printer
+
+    # The bar shows only on a terminal, and only when the iteration takes more than a few seconds
+    # to simulate: piped or captured output stays exactly the result.
+    spec = RunSpec.parse({"topology": topology, "model": model, "workload": workload, **opts})
+    res = run_sim(spec, progress=eta_printer("simulating", after_s=3.0) if sys.stderr.isatty() else None)
     payload = res.to_dict()
     if out:
         _write_run_outputs(res, payload, Path(out), model or workload)
@@ -483,7 +488,12 @@ def sweep(sweep_file, out, workers, dask_address, resume, quiet):
     points = expand(cfg, base_dir=Path(sweep_file).parent)
     out_dir = Path(out or Path("sweeps_out") / cfg.name)
     df = execute(
-        points, out_dir, workers=workers, dask=dask_address, resume=resume, progress=None if quiet else eta_printer()
+        points,
+        out_dir,
+        workers=workers,
+        dask=dask_address,
+        resume=resume,
+        progress=None if quiet else eta_printer("sweep"),
     )
     failed = int((df["status"] != "ok").sum())
     click.echo(f"{len(df)} runs in {out_dir / 'results.csv'} ({failed} failed)")
@@ -496,14 +506,18 @@ def sweep(sweep_file, out, workers, dask_address, resume, quiet):
 @click.option("--hue", help="one line per value of this column")
 @click.option("--col", help="one panel per value of this column")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="PNG file")
-def plot(results, x, y, hue, col, output):
+@click.option("--y-unit", type=click.Choice(["auto", "s", "ms", "us"]), default="auto", show_default=True,
+              help="unit of a time column (*_us) on the y axis; auto: s from 1 s up, else ms or us")  # fmt: skip
+@click.option("--logx", is_flag=True, help="log-scale x axis (base 2 for positive numbers)")
+@click.option("--logy", is_flag=True, help="log-scale y axis")
+def plot(results, x, y, hue, col, output, y_unit, logx, logy):
     """Plot a results table (CSV or Parquet from a sweep)."""
     from netsim.report.plots import plot_results
 
     formats = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
     if Path(output).suffix.lower() not in formats:
         raise InputError(f"expected an output file ending in {', '.join(formats)}", where=output, field="-o")
-    plot_results(results, x, y, hue, col, output)
+    plot_results(results, x, y, hue, col, output, y_unit=y_unit, logx=logx, logy=logy)
     click.echo(f"wrote {output}")
 
 
@@ -564,9 +578,10 @@ def _parse_sizes(spec: str, factor: int = 2, step: str | None = None) -> list[in
 @click.argument("topology", type=click.Path(dir_okay=False))
 @click.option(
     "--op",
-    type=click.Choice(["allreduce", "allgather", "reducescatter", "alltoall", "sendrecv"]),
+    type=click.Choice(["allreduce", "allgather", "reducescatter", "alltoall", "broadcast", "reduce", "sendrecv"]),
     default="allreduce",
     show_default=True,
+    help="broadcast and reduce are rooted at the first of --ranks",
 )
 @click.option("--ranks", default="all", show_default=True, help="all, a count (first N), a range 0-63, or a list 0,200")
 @click.option(
@@ -635,7 +650,8 @@ def _print_nccl_table(rows: list[dict], op: str, title: str) -> None:
 
     from netsim.report.tables import print_table
 
-    redop = "sum" if op in ("allreduce", "reducescatter") else "none"
+    redop = "sum" if op in ("allreduce", "reducescatter", "reduce") else "none"
+    root = "0" if op in ("broadcast", "reduce") else "-1"  # nccl-tests' root index within the group
     t = Table(title=title, title_justify="left")
     cols = ["size (B)", "count", "type", "redop", "root"]
     for place in ("out-of-place", "in-place"):
@@ -644,7 +660,7 @@ def _print_nccl_table(rows: list[dict], op: str, title: str) -> None:
         t.add_column(col, justify="right")
     for r in rows:
         perf = [f"{r['time_us']:,.1f}", f"{r['algbw_GBps']:.2f}", f"{r['busbw_GBps']:.2f}", "0"]
-        t.add_row(f"{r['bytes']:,}", f"{r['bytes'] // 4:,}", "float", redop, "-1", *perf, *perf)
+        t.add_row(f"{r['bytes']:,}", f"{r['bytes'] // 4:,}", "float", redop, root, *perf, *perf)
     print_table(t)
     click.echo(
         f"# Out of bounds values : 0 OK\n# Avg bus bandwidth    : {sum(r['busbw_GBps'] for r in rows) / len(rows):.3f}"
@@ -881,7 +897,7 @@ def study_netzip(out, workers, dask_address, resume, quick, quiet):
             workers=workers,
             dask=dask_address,
             resume=resume,
-            progress=None if quiet else eta_printer(),
+            progress=None if quiet else eta_printer("study netzip"),
         )
     )
     df.to_csv(out_dir / "study.csv", index=False)
@@ -890,7 +906,7 @@ def study_netzip(out, workers, dask_address, resume, quick, quiet):
     table = summary_table(df)
     for col in ("worst_reduction", "best_reduction"):
         table[col] = table[col].map(lambda v: f"{v:+.1%}")
-    table["best_gbps"] = table["best_gbps"].map(lambda v: f"{v:g}")
+    table["best_nic_bandwidth_gbps"] = table["best_nic_bandwidth_gbps"].map(lambda v: f"{v:g}")
     for scenario, part in table.groupby("ratios_from", sort=False):
         head = "Headline, with the ratios netsim measured" if scenario == "measured ratios" else (
             "Scenario: if NetZIP's reported ratios (0.30-0.33) held")  # fmt: skip
@@ -945,7 +961,7 @@ def analyze(
 ):
     """Compression ratios of tensors (NetZIP collector layout, .pt, .safetensors, .npy)."""
     from netsim.codecs.analyzer import ALL_SITUATIONS, ARTIFACT_SITUATIONS, NETSIM_SITUATIONS
-    from netsim.codecs.codecs import NAMES
+    from netsim.codecs.codecs import NAMES, codec
     from netsim.codecs.ratio_report import aggregate, write_outputs
     from netsim.codecs.ratio_report import run as run_analysis
     from netsim.codecs.tensors import discover
@@ -956,6 +972,7 @@ def analyze(
     for c in cl:
         if c not in NAMES:
             raise InputError(f"unknown codec {c!r}; expected some of {', '.join(NAMES)}", field="--codecs")
+        codec(c)  # its library is installed (the [analyze] extra), before any worker starts
     sits = {
         "artifact": list(ARTIFACT_SITUATIONS),
         "netsim": ["original"] + list(NETSIM_SITUATIONS),
@@ -986,7 +1003,7 @@ def analyze(
         dtype,
         msize,
         workers,
-        progress=None if as_json or len(files) < 4 else eta_printer(),
+        progress=None if as_json or len(files) < 4 else eta_printer("analyze"),
     )
     if df.empty:
         raise InputError("no tensors left to analyse (all files too small or without bf16 tensors)", field="PATHS")

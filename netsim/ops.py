@@ -7,3 +7,5 @@ ALLREDUCE, ALLGATHER, REDUCESCATTER, ALLTOALL, SENDRECV = (
     "alltoall",
     "sendrecv",
 )
+# Rooted collectives (nccl-tests' broadcast_perf / reduce_perf): a pipelined chain from or to the root.
+BROADCAST, REDUCE = "broadcast", "reduce"

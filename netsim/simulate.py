@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -143,8 +144,9 @@ def _model_job(spec: RunSpec, job: Job, config: dict) -> str:
     return model.name
 
 
-def run(spec: RunSpec) -> RunResult:
-    """Resolve the spec, build the job, and run it on its backend (looked up once)."""
+def run(spec: RunSpec, progress: Callable[[int, int], None] | None = None) -> RunResult:
+    """Resolve the spec, build the job, and run it on its backend (looked up once). `progress`
+    hears (done, total) as the schedule executor finishes micro-batch passes."""
     spec = spec.resolved()
     topo = load_run_topology(spec)
     codec = load_codec(spec.compression)
@@ -154,7 +156,7 @@ def run(spec: RunSpec) -> RunResult:
         "topology": topo.summary(), "backend": spec.backend, "mode": spec.mode, "network": spec.network,
         "compression": spec.compression or "none",
     }  # fmt: skip
-    job = Job(topo=topo, ideal=spec.network == "ideal", fidelity=spec.fidelity, codec=codec)
+    job = Job(topo=topo, ideal=spec.network == "ideal", fidelity=spec.fidelity, codec=codec, progress=progress)
     if spec.checkpoint != "none":
         job.checkpoint = CheckpointPlan(
             mode=spec.checkpoint, every=spec.checkpoint_every, replicas=spec.replicas, placement=spec.placement,

@@ -43,18 +43,31 @@ _CACHE: dict[str, tuple[Callable, Callable]] = {}
 
 def codec(name: str) -> tuple[Callable[[bytes], bytes], Callable[[bytes], bytes]]:
     if name not in _CACHE:
-        _CACHE[name] = _FACTORIES[name]()
+        _CACHE[name] = _guarded(name, _FACTORIES[name])
     return _CACHE[name]
+
+
+def _guarded(name: str, factory):
+    """The codec library, or an InputError saying which extra installs it (lz4, snappy and zstd
+    are only needed by the analyzer: `pip install -e '.[analyze]'`)."""
+    try:
+        return factory()
+    except ImportError as e:
+        from netsim.errors import InputError
+
+        raise InputError(
+            f"codec {name} needs the Python package {e.name or name}; install it with pip install -e '.[analyze]'",
+            field="--codecs",
+        ) from None
 
 
 def packet_codec(name: str) -> tuple[Callable[[bytes], bytes], Callable[[bytes, int], bytes]]:
     """Per-packet (stateless) compress / decompress(data, original_size)."""
     if name == "lz4":
-        import lz4.block
-
+        block = _guarded(name, lambda: __import__("lz4.block").block)
         return (
-            lambda b: lz4.block.compress(b, mode="fast", store_size=False),
-            lambda b, n: lz4.block.decompress(b, uncompressed_size=n),
+            lambda b: block.compress(b, mode="fast", store_size=False),
+            lambda b, n: block.decompress(b, uncompressed_size=n),
         )
     c, d = codec(name)
     return c, (lambda b, n: d(b))

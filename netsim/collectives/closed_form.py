@@ -7,13 +7,16 @@ gathered total for all-gather, the input for reduce-scatter).
 
 from __future__ import annotations
 
-from netsim.ops import ALLGATHER, ALLREDUCE, ALLTOALL, REDUCESCATTER, SENDRECV
+from netsim.ops import ALLGATHER, ALLREDUCE, ALLTOALL, BROADCAST, REDUCE, REDUCESCATTER, SENDRECV
 
-__all__ = ["ALLGATHER", "ALLREDUCE", "ALLTOALL", "REDUCESCATTER", "SENDRECV", "bus_factor", "collective_time", "steps"]
+__all__ = [
+    "ALLGATHER", "ALLREDUCE", "ALLTOALL", "BROADCAST", "REDUCE", "REDUCESCATTER", "SENDRECV",
+    "bus_factor", "collective_time", "steps",
+]  # fmt: skip
 
 
 def bus_factor(op: str, n: int) -> float:
-    """busbw = algbw x factor (nccl-tests PERFORMANCE.md)."""
+    """busbw = algbw x factor (nccl-tests PERFORMANCE.md; broadcast and reduce: factor 1)."""
     if n <= 1:
         return 0.0 if op != SENDRECV else 1.0
     if op == ALLREDUCE:
@@ -28,6 +31,8 @@ def steps(op: str, n: int) -> int:
         return 2 * (n - 1)
     if op in (ALLGATHER, REDUCESCATTER, ALLTOALL):
         return n - 1
+    if op in (BROADCAST, REDUCE):
+        return n - 1  # the chain's pipeline fill: the last rank is n-1 hops from the root
     return 1
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 
 from netsim.collectives.algorithms import double_binary_tree, ring_channels, server_groups, tree_depth
-from netsim.collectives.closed_form import ALLGATHER, ALLREDUCE, ALLTOALL, REDUCESCATTER, SENDRECV
+from netsim.collectives.closed_form import ALLGATHER, ALLREDUCE, ALLTOALL, BROADCAST, REDUCE, REDUCESCATTER, SENDRECV
 from netsim.collectives.multidim import hierarchical_phases
 from netsim.network.compression import NicCodec
 from netsim.network.fluid import FluidNetwork
@@ -263,6 +263,9 @@ class CollectiveEngine:
         if op == ALLTOALL:
             self._alltoall(ranks, size, done, traffic, kind)
             return
+        if op in (BROADCAST, REDUCE):
+            self._chain(op, ranks, size, done, traffic, kind)
+            return
         if algo == "auto":
             algo = "ring"
         if algo == "tree" and op == ALLREDUCE:
@@ -407,6 +410,28 @@ class CollectiveEngine:
         for a, b in pairs:
             self._after(self.alpha, lambda a=a, b=b: self.send(a, b, size / n, join, traffic, kind=kind))
 
+    def _chain(self, op, ranks, size, done, traffic, kind="DP"):
+        """NCCL's rooted ring (broadcast from / reduce to ranks[0]): per channel the ring opened at
+        the root, each of its n-1 edges carrying that channel's share of the whole buffer, pipelined
+        in chunks; macro flows run the edges at once and add the pipeline fill of n-2 further hops."""
+        rings = [_rotate_to(r, ranks[0]) for r in ring_channels(ranks, self.gps, self.ring_style)]
+        edges = [list(zip(r, r[1:])) for r in rings]
+        if op == REDUCE:
+            edges = [[(b, a) for a, b in reversed(e)] for e in edges]
+        lat = max(self.edge_latency(a, b) for e in edges for a, b in e)
+        tail = max(0, len(ranks) - 2) * (self.alpha + lat)
+        join = Join(len(edges), lambda: self._after(tail, done))
+        share = size / len(rings)
+        for c, pairs in enumerate(edges):
+            if self.timing is None:
+                self._pairs_batch(pairs, share, join, traffic, kind, conn=("chain", c))
+                continue
+            hop = Join(len(pairs), join)
+            for a, b in pairs:
+                self._after(
+                    self.alpha, lambda a=a, b=b, c=c, hop=hop: self.send(a, b, share, hop, traffic, conn=c, kind=kind)
+                )
+
     def _tree_allreduce(self, ranks, size, done, traffic):
         trees = double_binary_tree(ranks)
         depth = tree_depth(len(ranks))
@@ -431,3 +456,8 @@ class CollectiveEngine:
             self.run(ALLREDUCE, cross, size / k, phase3, "ring", traffic)
 
         self.run(REDUCESCATTER, local, size, phase2, "ring", traffic)
+
+
+def _rotate_to(ring: list[int], root: int) -> list[int]:
+    i = ring.index(root)
+    return ring[i:] + ring[:i]

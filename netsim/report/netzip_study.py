@@ -16,8 +16,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from netsim.units import parse_bandwidth  # noqa: E402
-
 MODEL_ORDER = ["7B", "13B", "22B", "70B", "175B", "405B"]
 # Which ratios a stage's result rests on: netsim's own measurements, or a paper's claim.
 SCENARIO = {"netzip-in-nic": "NetZIP's reported ratios (scenario)"}
@@ -30,14 +28,14 @@ LABELS = {
 
 def tidy(df: pd.DataFrame) -> pd.DataFrame:
     df = df[df["status"] == "ok"].copy()
-    df["gbps"] = df["bandwidth"].map(lambda v: parse_bandwidth(str(v)) * 8 / 1e9)
-    df["network"] = df["topology"].map(lambda p: Path(str(p)).stem)
+    # One column per quantity: the run's own numeric rate and topology name, not copies of them.
+    df = df.rename(columns={"topology_name": "network"})
     df["comm_share"] = df["exposed_comm_us"] / df["total_us"]
     df["ratios_from"] = [SCENARIO.get(c, MEASURED) if c != "none" else "" for c in df["compression"]]
-    base = df[df["compression"] == "none"].set_index(["network", "model", "gbps"])["total_us"]
+    base = df[df["compression"] == "none"].set_index(["network", "model", "nic_bandwidth_gbps"])["total_us"]
     df["reduction"] = [
         1 - t / base.get((n, m, g), float("nan"))
-        for n, m, g, t in zip(df["network"], df["model"], df["gbps"], df["total_us"])
+        for n, m, g, t in zip(df["network"], df["model"], df["nic_bandwidth_gbps"], df["total_us"])
     ]
     return df
 
@@ -47,12 +45,18 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     comp = df[df["compression"] != "none"]
     out = comp.groupby(["network", "compression"])["reduction"].agg(["min", "max"]).reset_index()
     best = comp.loc[
-        comp.groupby(["network", "compression"])["reduction"].idxmax(), ["network", "compression", "model", "gbps"]
+        comp.groupby(["network", "compression"])["reduction"].idxmax(),
+        ["network", "compression", "model", "nic_bandwidth_gbps"],
     ]
     out = out.merge(best, on=["network", "compression"])
     out["ratios_from"] = [SCENARIO.get(c, MEASURED) for c in out["compression"]]
     out = out.rename(
-        columns={"min": "worst_reduction", "max": "best_reduction", "model": "best_model", "gbps": "best_gbps"}
+        columns={
+            "min": "worst_reduction",
+            "max": "best_reduction",
+            "model": "best_model",
+            "nic_bandwidth_gbps": "best_nic_bandwidth_gbps",
+        }
     )
     return out.sort_values(["ratios_from", "network", "compression"], key=lambda s: s.map(_scenario_first))
 
@@ -72,10 +76,10 @@ def plot_comm_share(df: pd.DataFrame, output: str | Path) -> None:
     for ax, net in zip(axes[0], nets):
         sub = d[d["network"] == net]
         models = _models(sub)
-        rates = sorted(sub["gbps"].unique())
+        rates = sorted(sub["nic_bandwidth_gbps"].unique())
         width = 0.8 / len(rates)
         for j, g in enumerate(rates):
-            vals = [sub[(sub.model == m) & (sub.gbps == g)]["comm_share"].mean() * 100 for m in models]
+            vals = [sub[(sub.model == m) & (sub.nic_bandwidth_gbps == g)]["comm_share"].mean() * 100 for m in models]
             ax.bar([i + j * width for i in range(len(models))], vals, width, label=f"{g:g} Gbps")
         ax.set_xticks([i + width * (len(rates) - 1) / 2 for i in range(len(models))], models)
         ax.set_title(net)
@@ -101,8 +105,8 @@ def plot_reduction(df: pd.DataFrame, output: str | Path) -> None:
             ax = axes[r][c]
             sub = d[(d.network == net) & (d.model == m)]
             for codec, g in sub.groupby("compression"):
-                g = g.sort_values("gbps")
-                ax.plot(g["gbps"], 1 - g["reduction"], marker="o", label=LABELS.get(codec, codec),
+                g = g.sort_values("nic_bandwidth_gbps")
+                ax.plot(g["nic_bandwidth_gbps"], 1 - g["reduction"], marker="o", label=LABELS.get(codec, codec),
                         ls="--" if codec in SCENARIO else "-")  # fmt: skip
             ax.axhline(1, color="k", lw=0.8)
             ax.axhline(0.65, color="grey", ls=":", lw=0.8)
@@ -110,15 +114,19 @@ def plot_reduction(df: pd.DataFrame, output: str | Path) -> None:
             ticks = [0.3, 0.5, 0.7, 1, 2, 5, 10, 20]
             ax.set_yticks(ticks, [f"{t:g}" for t in ticks])
             ax.minorticks_off()
+            rates = sorted(sub["nic_bandwidth_gbps"].unique())
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(rates, [f"{v:g}" for v in rates])
             ax.set_title(f"{m} on {net}", fontsize=9)
-            ax.set_xlabel("NIC Gbps")
+            ax.set_xlabel("NIC bandwidth (Gbps)")
             if c == 0:
                 ax.set_ylabel("training time / uncompressed")
             ax.grid(alpha=0.3, which="both")
-    axes[0][0].legend(fontsize=7)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
     fig.suptitle(
         "Normalised training time by compression stage (cf. NetZIP Fig. 13; dotted: NetZIP's best, -35%)", fontsize=10
     )
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     fig.savefig(output, dpi=110)
     plt.close(fig)

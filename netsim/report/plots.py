@@ -37,38 +37,111 @@ def _numeric(series: pd.Series) -> pd.Series | None:
     return None
 
 
-def plot_results(path, x: str, y: str, hue: str | None, col: str | None, output: str) -> None:
+TIME_UNITS = {"s": 1e6, "ms": 1e3, "us": 1.0}
+
+
+def natural_key(v) -> tuple:
+    """Order "7B" < "70B" < "175B" and 2 < 10: by the leading number, then by the text."""
+    import re
+
+    m = re.match(r"\s*([-+]?\d+(?:\.\d+)?)", str(v))
+    return (0, float(m.group(1)), str(v)) if m else (1, 0.0, str(v))
+
+
+def _y_axis(df: pd.DataFrame, y: str, unit: str) -> tuple[pd.Series, str]:
+    """A `_us` column in seconds (or the unit asked for), labelled with its unit; others as they are."""
+    if not y.endswith("_us"):
+        return df[y], y.replace("_", " ")
+    if unit == "auto":
+        unit = "s" if df[y].abs().max() >= 1e6 else "ms" if df[y].abs().max() >= 1e3 else "us"
+    name = _words(y.removesuffix("_us"))
+    return df[y] / TIME_UNITS[unit], f"{name} ({'µs' if unit == 'us' else unit})"
+
+
+def _words(column: str) -> str:
+    """A column name as an axis label: words, parallel groups in capitals, `total` as what it is."""
+    if column == "total":
+        return "iteration time"
+    groups = {"dp", "tp", "pp", "ep", "cp"}
+    return " ".join(w.upper() if w in groups else w for w in column.replace("_", " ").split()).replace("DP EP", "DP_EP")
+
+
+def _x_label(x: str, xnum) -> str:
+    if xnum is not None and "bandwidth" in x:
+        return _words(x.removesuffix("_gbps")) + " (Gbps)"
+    return _words(x)
+
+
+def plot_results(
+    path, x: str, y: str, hue: str | None, col: str | None, output: str,
+    y_unit: str = "auto", logx: bool = False, logy: bool = False,
+) -> None:  # fmt: skip
+    """Lines of y over x, one per hue value (in numeric order), one panel per col value; time
+    columns (`*_us`) in seconds unless `y_unit` says otherwise; the swept x values as ticks."""
     df = read_results(path)
     if "status" in df:
         df = df[df["status"] == "ok"]
+    fig = results_figure(df, x, y, hue, col, y_unit, logx, logy, where=str(path))
+    fig.savefig(output, dpi=110)
+    plt.close(fig)
+
+
+def results_figure(
+    df: pd.DataFrame, x: str, y: str, hue: str | None = None, col: str | None = None, y_unit: str = "auto",
+    logx: bool = False, logy: bool = False, where: str = "results",
+):  # fmt: skip
     for name, field in (("--x", x), ("--y", y), ("--hue", hue), ("--col", col)):
         if field and field not in df.columns:
             raise InputError(
-                f"no column {field!r}; expected one of {', '.join(map(str, df.columns))}", where=str(path), field=name
+                f"no column {field!r}; expected one of {', '.join(map(str, df.columns))}", where=where, field=name
             )
-    panels = sorted(df[col].unique(), key=str) if col else [None]
+    if pd.to_numeric(df[y], errors="coerce").isna().any():
+        raise InputError(f"column {y!r} is not numeric", where=where, field="--y")
+    ys, ylabel = _y_axis(df, y, y_unit)
+    panels = sorted(df[col].unique(), key=natural_key) if col else [None]
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False, sharey=True)
     xnum = _numeric(df[x])
     for ax, panel in zip(axes[0], panels):
         sub = df if panel is None else df[df[col] == panel]
-        groups = sub.groupby(hue, sort=True) if hue else [(None, sub)]
-        for key, g in groups:
+        keys = sorted(sub[hue].unique(), key=natural_key) if hue else [None]
+        for key in keys:
+            g = sub if key is None else sub[sub[hue] == key]
+            label = str(key) if hue else None
             if xnum is not None:
                 xs = xnum.loc[g.index]
                 order = xs.argsort()
-                ax.plot(xs.iloc[order], g[y].iloc[order], marker="o", label=str(key) if hue else None)
+                ax.plot(xs.iloc[order], ys.loc[g.index].iloc[order], marker="o", label=label)
             else:
-                ax.plot(g[x].astype(str), g[y], marker="o", label=str(key) if hue else None)
-        ax.set_xlabel(x + (" (Gbps)" if xnum is not None and "bandwidth" in x else ""))
-        ax.set_ylabel(y)
+                ax.plot(g[x].astype(str), ys.loc[g.index], marker="o", label=label)
+        _axes_style(ax, xnum, logx, logy)
+        ax.set_xlabel(_x_label(x, xnum))
+        ax.set_ylabel(ylabel)
         if panel is not None:
             ax.set_title(f"{col} = {panel}")
         if hue:
-            ax.legend(title=hue, fontsize=8)
+            ax.legend(title=_words(hue), fontsize=8)
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(output, dpi=110)
-    plt.close(fig)
+    return fig
+
+
+def _axes_style(ax, xnum, logx: bool, logy: bool) -> None:
+    """Log scales on request; a numeric x swept over a few values gets exactly those as ticks
+    (integers printed as integers), so the figure names the points that were run."""
+    from matplotlib.ticker import NullFormatter, NullLocator
+
+    if logx:
+        ax.set_xscale("log", base=2 if xnum is not None and (xnum > 0).all() else 10)
+    if logy:
+        ax.set_yscale("log")
+    else:
+        top = max((max(line.get_ydata(), default=0) for line in ax.get_lines()), default=0)
+        ax.set_ylim(0, top * 1.08 if top > 0 else None)
+    if xnum is not None and xnum.nunique() <= 12:
+        ticks = sorted(xnum.unique())
+        ax.set_xticks(ticks, [f"{v:g}" for v in ticks])
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 BREAKDOWN_PARTS = (

@@ -6,6 +6,7 @@ is one class here and one line in the registry.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -41,6 +42,7 @@ class Job:
     payload: int | None = None  # packet replay: SimAI.conf's PACKET_PAYLOAD_SIZE
     window: bool = False  # packet replay: SimAI.conf's HAS_WIN (the window transport)
     checkpoint: CheckpointPlan | None = None  # GEMINI checkpoint traffic (flow backend)
+    progress: Callable[[int, int], None] | None = None  # hears (passes done, passes) as stages advance
 
 
 class Backend(Protocol):
@@ -57,7 +59,9 @@ class FlowBackend:
             return CheckpointRun(job.staged, job.par, job.topo, job.checkpoint, **kw).run(job.schedule)
         model = FlowModel(job.topo, ideal=job.ideal, fidelity=job.fidelity, codec=job.codec)
         if job.staged is not None:
-            return PipelineExecutor(job.staged.stages, job.par, model, schedule=job.schedule).run()
+            return PipelineExecutor(
+                job.staged.stages, job.par, model, schedule=job.schedule, progress=job.progress
+            ).run()
         return QueueExecutor(job.layers, model, job.topo.num_gpus).run()
 
 
@@ -68,7 +72,9 @@ class AnalyticalBackend:
         model = ClosedFormModel(job.topo, codec=job.codec)
         if job.staged is not None and _needs_schedule(job.par, job.staged):
             # Chunks, CP, FSDP and overlaps need the schedule executor; closed-form collectives still.
-            return PipelineExecutor(job.staged.stages, job.par, model, schedule=job.schedule).run()
+            return PipelineExecutor(
+                job.staged.stages, job.par, model, schedule=job.schedule, progress=job.progress
+            ).run()
         if job.staged is not None:
             st = job.staged
             return timeline.simulate(st.unrolled, model, job.par.tp, job.par.dp, job.par.pp, rep=st.representative())

@@ -8,6 +8,7 @@ the network sees the full contention. A stage's collective ends when all its gro
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import simpy
@@ -268,6 +269,7 @@ class StageRunner:
                 self._gather(c, sorted(prog.gathers))
         for kind, c, j in ex.schedule.order(self.i, ex.par.pp, ex.par.microbatches, ex.chunks):
             yield from (self.forward(c, j) if kind == "f" else self.backward(c, j))
+            ex.pass_done()
         yield from self.flush()
         if not ex.overlap_grads:
             for c in range(len(self.chunks) - 1, -1, -1):
@@ -290,6 +292,7 @@ class StageRunner:
                 self.st.spans.append(("DP comm", "param all-gather", t0, d, "collective",
                                       _args(g.op, "DP", g.bytes, d)))  # fmt: skip
         self.st.end = self.env.now
+        ex.pass_done()  # the stage's gradient reduction and optimizer step count as one more pass
 
 
 class PipelineExecutor:
@@ -305,9 +308,10 @@ class PipelineExecutor:
 
     def __init__(
         self, programs: list[StageProgram], par: Parallelism, model: NetworkModel, schedule: str = "1f1b",
-        replicas: int | None = None,
+        replicas: int | None = None, progress: Callable[[int, int], None] | None = None,
     ):  # fmt: skip
         self.programs, self.par, self.model, self.env = programs, par, model, model.env
+        self.progress, self.passes_done = progress, 0
         self.chunks = len(programs) // par.pp
         self.virtual = len(programs)
         self.schedule = SCHEDULES["interleaved" if self.chunks > 1 else schedule]()
@@ -328,6 +332,13 @@ class PipelineExecutor:
         """Start every stage's process; the Event succeeds when the last stage has finished."""
         self.runners = [StageRunner(self, i) for i in range(self.par.pp)]
         return self.env.all_of([self.env.process(r.process()) for r in self.runners])
+
+    def pass_done(self) -> None:
+        """One forward or backward of one micro-batch on one chunk (or a stage's end of iteration)
+        has finished somewhere."""
+        self.passes_done += 1
+        if self.progress is not None:
+            self.progress(self.passes_done, 2 * self.par.microbatches * self.virtual + self.par.pp)
 
     def run(self) -> Breakdown:
         self.start()

@@ -137,3 +137,25 @@ def test_compression_profile_names_a_measured_profile(tmp_path):
 
     measured = yaml.safe_load((out / "ratio_profile.yaml").read_text())["ratios"]["gradient"]
     assert p.ratios.of("gradient") == pytest.approx(measured) and measured < 1
+
+
+def test_analyze_without_its_extra_names_the_package(monkeypatch, tmp_path):
+    # lz4/snappy/zstd come with the [analyze] extra; without one, analyze stops before reading
+    # anything, naming the package and the install command.
+    from click.testing import CliRunner
+
+    from netsim.cli import main
+    from netsim.codecs import codecs as C
+
+    def missing():
+        raise ImportError("No module named 'zstandard'", name="zstandard")
+
+    monkeypatch.setitem(C._FACTORIES, "zstd", missing)
+    monkeypatch.setattr(C, "_CACHE", {})
+    r = CliRunner().invoke(main, ["analyze", str(tmp_path), "--codecs", "zstd", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2
+    assert r.output.strip().splitlines()[-1] == (
+        "netsim: error: --codecs: codec zstd needs the Python package zstandard; "
+        "install it with pip install -e '.[analyze]'"
+    )
+    assert not (tmp_path / "o").exists()

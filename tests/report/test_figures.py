@@ -115,12 +115,18 @@ def test_netzip_study_quick(tmp_path):
     assert r.exit_code == 0, r.output
     df = pd.read_csv(out / "study.csv")
     assert len(df) == 16 and (df.status == "ok").all()
+    # One column per quantity (no pandas "x.1" renames, no copy of a column under a second name),
+    # and the swept rate as a number in its unit.
+    header = (out / "study.csv").read_text().splitlines()[0].split(",")
+    assert len(header) == len(set(header)) and not {"gbps", "topology_name"} & set(header)
+    assert df.nic_bandwidth_gbps.dtype.kind == "f"
+    assert sorted(df.nic_bandwidth_gbps.unique()) == [100.0, 400.0]
     _png_ok(out / "comm_share.png")
     _png_ok(out / "reduction.png")
     # NetZIP's engine shortens every case, with measured ratios less than with NetZIP's reported
     # ones; LZ4 on the CPU lengthens every case (NetZIP's claims). The headline comes first.
-    measured = df[df.compression == "netzip-measured"].set_index(["model", "gbps"]).reduction
-    claimed = df[df.compression == "netzip-in-nic"].set_index(["model", "gbps"]).reduction
+    measured = df[df.compression == "netzip-measured"].set_index(["model", "nic_bandwidth_gbps"]).reduction
+    claimed = df[df.compression == "netzip-in-nic"].set_index(["model", "nic_bandwidth_gbps"]).reduction
     assert (measured > 0).all() and (claimed > measured).all()
     assert (df[df.compression == "lz4-cpu"].reduction < 0).all()
     assert r.output.index("measured") < r.output.index("NetZIP's reported ratios")
@@ -149,8 +155,9 @@ def test_netzip_study_labels_what_each_result_rests_on():
 
     rows = []
     for comp, t in (("none", 100.0), ("netzip-measured", 80.0), ("netzip-in-nic", 60.0), ("lz4-cpu", 300.0)):
-        rows.append({"status": "ok", "bandwidth": "100 Gbps", "topology": "x/dcn_512.yaml", "model": "7B",
-                     "compression": comp, "total_us": t, "exposed_comm_us": t / 2})  # fmt: skip
+        rows.append({"status": "ok", "bandwidth": "100 Gbps", "nic_bandwidth_gbps": 100.0, "topology": "x/dcn_512.yaml",
+                     "topology_name": "dcn_512", "model": "7B", "compression": comp, "total_us": t,
+                     "exposed_comm_us": t / 2})  # fmt: skip
     df = tidy(pd.DataFrame(rows))
     table = summary_table(df)
     got = dict(zip(table.compression, table.ratios_from))
@@ -170,3 +177,27 @@ def test_trace_spans_carry_what_moved(repo, tmp_path):
     assert {"PP send", "TP comm", "DP comm"} <= threads
     coll = [e for e in ev if e["ph"] == "X" and e.get("cat") == "collective"]
     assert coll and all({"op", "group", "bytes", "algbw_GBps"} <= set(e["args"]) for e in coll)
+
+
+def test_results_figure_reads_like_a_paper_figure():
+    # Times in seconds with the unit in the label, hue values in numeric order (7B, 70B, 175B, not
+    # text order), the swept x values as the ticks, integer values printed as integers.
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from netsim.report.plots import results_figure
+
+    rows = [{"model": m, "bandwidth": f"{g} Gbps", "total_us": t * 1e6, "status": "ok"}
+            for m, scale in (("175B", 3.0), ("7B", 1.0), ("70B", 2.0))
+            for g, t in ((100, 2.0 * scale), (400, 1.0 * scale), (200, 1.5 * scale))]  # fmt: skip
+    fig = results_figure(pd.DataFrame(rows), "bandwidth", "total_us", hue="model", logx=True)
+    ax = fig.axes[0]
+    assert ax.get_ylabel() == "iteration time (s)"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["7B", "70B", "175B"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["100", "200", "400"]
+    seven = ax.get_lines()[0]
+    assert list(seven.get_xdata()) == [100, 200, 400] and list(seven.get_ydata()) == [2.0, 1.5, 1.0]
+    assert ax.get_xscale() == "log" and ax.get_ylim()[0] == 0
+    ms = results_figure(pd.DataFrame(rows), "bandwidth", "total_us", y_unit="ms")
+    assert ms.axes[0].get_ylabel() == "iteration time (ms)"
+    plt.close("all")

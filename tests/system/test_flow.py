@@ -137,3 +137,16 @@ def test_flow_backend_is_deterministic(fat):
     a = simulate_pipeline(progs, topo, par).summary()
     b = simulate_pipeline(progs, load_topology(REPO / "topologies/dcn_512.yaml"), par).summary()
     assert a == b
+
+
+def test_progress_counts_every_pass_of_every_virtual_stage():
+    # 1F1B on pp stages with m micro-batches: every stage runs m forwards and m backwards, then its
+    # end of iteration; the callback must hear 1..2*m*pp + pp in order, ending at the total.
+    from netsim.simulate import RunSpec, run
+
+    heard = []
+    spec = RunSpec.parse({"topology": str(REPO / "topologies/hgx_h100_512.yaml"), "model": "7B",
+                          "pp": 2, "tp": 8, "gbs": 128, "mbs": 1})  # 512 GPUs: DP 32, 4 micro-batches  # fmt: skip
+    run(spec, progress=lambda done, total: heard.append((done, total)))
+    total = 2 * 4 * 2 + 2
+    assert heard == [(k, total) for k in range(1, total + 1)]
