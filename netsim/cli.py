@@ -530,9 +530,9 @@ def _parse_ranks(spec: str, gpus: int) -> list[int]:
             ranks = [int(x) for x in spec.split(",")]
         elif "-" in spec:
             a, b = (int(x) for x in spec.split("-"))
-            ranks = list(range(a, b + 1))
+            ranks = list(range(a, min(b, gpus) + 1)) if b < gpus else [b]  # [b]: out of range below
         else:
-            ranks = list(range(int(spec)))
+            ranks = list(range(min(int(spec), gpus + 1)))  # a count above the GPUs is refused below
     except ValueError:
         raise InputError(
             f"expected all, a count, a range 0-63 or a list 0,8,16; got {spec!r}", field="--ranks"
@@ -552,6 +552,9 @@ def _size(text: str) -> int:
     return parse_size(f"{m.group(1)} {m.group(2)}iB" if m else text)
 
 
+MAX_BENCH_SIZES = 1000  # one simulation each; nccl-tests sweeps a few dozen
+
+
 def _parse_sizes(spec: str, factor: int = 2, step: str | None = None) -> list[int]:
     try:
         if ":" in spec:
@@ -561,8 +564,11 @@ def _parse_sizes(spec: str, factor: int = 2, step: str | None = None) -> list[in
                 raise ValueError(f"expected LO:HI with 0 < LO <= HI (stepping up from LO), got {spec!r}")
             if step is not None and inc <= 0:
                 raise ValueError(f"expected a positive step, got {step!r}")
+            count = (hi - lo) // inc + 1 if inc else 0  # doubling from LO to at most 1 PiB: a few dozen
+            if count > MAX_BENCH_SIZES:
+                raise ValueError(f"{spec!r} stepped by {step} gives {count:,} sizes; at most {MAX_BENCH_SIZES:,}")
             out, s = [], lo
-            while s <= hi and len(out) < 10_000:
+            while s <= hi:
                 out.append(s)
                 s = s + inc if inc else s * factor
             return out

@@ -109,10 +109,24 @@ def resolve_training(model_name: str, gpus: int, overrides: dict) -> tuple[Model
     return model, resolve_parallelism(model, gpus, {k: overrides.get(k) for k in PARALLEL_FIELDS})
 
 
+# Transformer options a DLRM iteration has no use for: refused, never silently dropped.
+DLRM_IGNORES = (
+    "tp", "pp", "dp", "cp", "ep", "vpp", "gbs", "mbs", "seq", "sp", "schedule", "recompute", "precision",
+    "sharding", "overlap_grad_reduce", "overlap_param_gather", "tp_comm_overlap",
+)  # fmt: skip
+
+
 def _dlrm_job(spec: RunSpec, job: Job, config: dict, cfg) -> str:
     """A DLRM preset (workload/dlrm.py): embeddings sharded over every GPU, data-parallel MLPs."""
     if spec.mode == "simai":
         raise InputError("SimAI-compatible mode runs transformer workloads only; use --mode physical", field="--mode")
+    for name in DLRM_IGNORES:
+        if getattr(spec, name) is not None:
+            raise InputError(
+                f"does not apply to a DLRM preset (embeddings are sharded over every GPU, the MLPs are data-parallel, "
+                f"one batch of {cfg.batch} samples)",
+                field="--" + name.replace("_", "-"),
+            )
     par = dlrm_parallelism(cfg, job.topo.num_gpus)
     job.par, job.dp, job.schedule = par, par.dp, par.schedule
     job.staged = build_dlrm(cfg, par, gpu_compute(job.topo.gpu, spec.calibration))

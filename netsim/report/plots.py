@@ -97,10 +97,18 @@ def results_figure(
             )
     if pd.to_numeric(df[y], errors="coerce").isna().any():
         raise InputError(f"column {y!r} is not numeric", where=where, field="--y")
+    if df.empty:
+        raise InputError("no rows to plot (no run with status ok)", where=where)
     ys, ylabel = _y_axis(df, y, y_unit)
+    if logy and (ys <= 0).any():
+        raise InputError(f"a log axis needs positive values; column {y!r} has some <= 0", where=where, field="--logy")
     panels = sorted(df[col].unique(), key=natural_key) if col else [None]
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False, sharey=True)
     xnum = _numeric(df[x])
+    if logx and (xnum is None or (xnum <= 0).any()):
+        raise InputError(
+            f"a log axis needs a numeric column with positive values; {x!r} is not", where=where, field="--logx"
+        )
     for ax, panel in zip(axes[0], panels):
         sub = df if panel is None else df[df[col] == panel]
         keys = sorted(sub[hue].unique(), key=natural_key) if hue else [None]
@@ -131,7 +139,7 @@ def _axes_style(ax, xnum, logx: bool, logy: bool) -> None:
     from matplotlib.ticker import NullFormatter, NullLocator
 
     if logx:
-        ax.set_xscale("log", base=2 if xnum is not None and (xnum > 0).all() else 10)
+        ax.set_xscale("log", base=2)
     if logy:
         ax.set_yscale("log")
     else:

@@ -201,3 +201,23 @@ def test_results_figure_reads_like_a_paper_figure():
     ms = results_figure(pd.DataFrame(rows), "bandwidth", "total_us", y_unit="ms")
     assert ms.axes[0].get_ylabel() == "iteration time (ms)"
     plt.close("all")
+
+
+@pytest.mark.parametrize(
+    "rows, args, needle",
+    [
+        ([{"status": "error", "x": 1, "total_us": None}], [], "no rows to plot"),
+        ([{"status": "ok", "x": 1, "total_us": 0.0}], ["--logy"], "--logy: a log axis needs positive values"),
+        ([{"status": "ok", "x": "a", "total_us": 1.0}], ["--logx"], "--logx: a log axis needs a numeric column"),
+    ],
+)
+def test_plot_refuses_what_it_cannot_draw(tmp_path, rows, args, needle):
+    # An empty figure or a log axis over non-positive values would be a wrong result with exit 0.
+    import pandas as pd
+
+    pd.DataFrame(rows).to_csv(tmp_path / "r.csv", index=False)
+    png = tmp_path / "p.png"
+    r = CliRunner().invoke(
+        main, ["plot", str(tmp_path / "r.csv"), "--x", "x", "--y", "total_us", *args, "-o", str(png)]
+    )
+    assert r.exit_code == 2 and needle in r.output.splitlines()[-1] and not png.exists()

@@ -109,3 +109,17 @@ def test_dlrm_embedding_all_to_all_and_mlp_all_reduce_by_hand(tmp_path):
     assert (grads.op, grads.bytes) == ("allreduce", 4 * params)
     row = build_dlrm(cfg.model_copy(update={"sharding": "row-wise"}), par, gpu_compute("H100")).stages[0].layers[0]
     assert (row.fwd.op, row.fwd.bytes, row.ig.op) == ("reducescatter", 26 * cfg.batch * 128 * 4, "allgather")
+
+
+@pytest.mark.parametrize("flag", [["--tp", "8"], ["--pp", "2"], ["--gbs", "64"], ["--overlap-grad-reduce"]])
+def test_dlrm_refuses_transformer_options_instead_of_dropping_them(flag):
+    # DLRM shards embeddings over every GPU with data-parallel MLPs: a --tp that changed nothing
+    # would be a wrong answer with exit 0.
+    from click.testing import CliRunner
+
+    from netsim.cli import main
+
+    topo = str(REPO / "topologies/hgx_h100_512.yaml")
+    r = CliRunner().invoke(main, ["run", topo, "--model", "dlrm", "--backend", "analytical", *flag])
+    assert r.exit_code == 2
+    assert r.output.strip().splitlines()[-1].startswith(f"netsim: error: {flag[0]}: does not apply to a DLRM preset")
