@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 import simpy
 
 from netsim.collectives.models import NetworkModel
-from netsim.system.result import Breakdown
+from netsim.system.result import Breakdown, RowReport
 from netsim.system.schedules import SCHEDULES
+from netsim.system.timeline import bw_columns
 from netsim.workload.parallel import Parallelism
 from netsim.workload.program import CP, DP_EP, EP, TP, Collective, Phase, Send, StageProgram
 
@@ -24,9 +25,44 @@ FOLD_REPLICAS = 8
 Span = tuple[str, str, float, float, str]
 
 
+PASSES = ("fwd", "wg", "ig")
+
+
+@dataclass
+class RowTally:
+    """One workload row on a stage, per pass (fwd, wg, ig), summed over its micro-batches: compute,
+    exposed and total communication (seconds), and the last collective's (op, ranks, bytes)."""
+
+    compute: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    exposed: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    total: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    count: list[int] = field(default_factory=lambda: [0, 0, 0])
+    moved: list[tuple[str, int, float] | None] = field(default_factory=lambda: [None, None, None])
+
+    def report(self, name: str, microbatches: int) -> RowReport:
+        """EndToEnd.csv's row: per micro-batch as the workload's rows are (the gradient collective,
+        which runs once per iteration, whole), in integer nanoseconds."""
+        per = [max(1, microbatches), 1, max(1, microbatches)]
+        ns = lambda v, k: round(v[k] * 1e9 / per[k])
+        bw = [bw_columns(m[0], m[1], m[2], round(self.total[k] * 1e9 / max(1, self.count[k]))) if m else (0.0, 0.0)
+              for k, m in enumerate(self.moved)]  # fmt: skip
+        return RowReport(
+            name=name, fwd_compute=ns(self.compute, 0), wg_compute=round(self.compute[1] * 1e9 / per[0]),
+            ig_compute=ns(self.compute, 2), fwd_exposed=ns(self.exposed, 0), wg_exposed=ns(self.exposed, 1),
+            ig_exposed=ns(self.exposed, 2), fwd_total=ns(self.total, 0), wg_total=ns(self.total, 1),
+            ig_total=ns(self.total, 2), fwd_bw=bw[0], wg_bw=bw[1], ig_bw=bw[2],
+        )  # fmt: skip
+
+
+def _pass_of(name: str) -> int | None:
+    """'mlp_column ig' -> 2; a recompute pass counts as its row's backward."""
+    kind = name.rpartition(" ")[2]
+    return PASSES.index(kind) if kind in PASSES else None
+
+
 @dataclass
 class StageStats:
-    """Seconds a stage spent per category, its end, and its timeline spans."""
+    """Seconds a stage spent per category, its end, its timeline spans and its per-row tallies."""
 
     compute: float = 0.0
     recompute: float = 0.0
@@ -38,6 +74,22 @@ class StageStats:
     bubble: float = 0.0
     end: float = 0.0
     spans: list[Span] = field(default_factory=list)
+    rows: dict[tuple[int, int], tuple[str, RowTally]] = field(default_factory=dict)  # (chunk, row) -> tally
+
+    def tally(self, key: tuple[int, int] | None, row: str, name: str) -> tuple[RowTally, int] | None:
+        k = _pass_of(name)
+        if key is None or k is None:
+            return None
+        return self.rows.setdefault(key, (row, RowTally()))[1], k
+
+    def tally_comm(self, key, row: str, name: str, exposed: float, total: float, c: Collective, ranks: int) -> None:
+        got = self.tally(key, row, name)
+        if got is not None:
+            row, k = got
+            row.exposed[k] += exposed
+            row.total[k] += total
+            row.count[k] += 1
+            row.moved[k] = (c.op, ranks, c.bytes)
 
 
 def _args(op: str, group: str, nbytes: float, seconds: float) -> dict:
@@ -55,15 +107,17 @@ class DpStream:
         self.tail: simpy.Event | None = None
         self.gpu_debt = 0.0
 
-    def enqueue(self, c: Collective, name: str, dp: int) -> simpy.Event:
+    def enqueue(self, c: Collective, name: str, dp: int, row: tuple[tuple[int, int], str] | None = None) -> simpy.Event:
         done = self.env.event()
         t0 = [0.0]
-        done.callbacks.append(
-            lambda _e: self.st.spans.append(
-                ("DP comm", name, t0[0], self.env.now - t0[0], "collective",
-                 _args(c.op, "DP", c.bytes, self.env.now - t0[0]))
-            )
-        )  # fmt: skip
+
+        def finished(_e) -> None:
+            d = self.env.now - t0[0]
+            self.st.spans.append(("DP comm", name, t0[0], d, "collective", _args(c.op, "DP", c.bytes, d)))
+            if row is not None:
+                self.st.tally_comm(row[0], row[1], "wg", 0.0, d, c, dp)
+
+        done.callbacks.append(finished)
 
         def go() -> None:
             t0[0] = self.env.now
@@ -106,6 +160,8 @@ class StageRunner:
         self.ready: dict[tuple[int, int], simpy.Event] = {}  # (chunk, row) -> parameters gathered
         self.lag = 0.0  # seconds of work done on this rank's stream but not yet on the clock
         self._fixed_cache: dict[tuple, float | None] = {}
+        self.row_key: tuple[int, int] | None = None  # the (chunk, row) whose phases run now, for EndToEnd.csv
+        self.row_name = ""
 
     def compute(self, ns: float, name: str) -> None:
         """Compute on this rank's stream. The clock is not advanced here: work accumulates in `lag`
@@ -120,6 +176,9 @@ class StageRunner:
         if sec > 0:
             self.st.spans.append(("compute", name, self.env.now + self.lag, sec, "compute"))
             self.st.compute += sec
+            got = self.st.tally(self.row_key, self.row_name, name)
+            if got is not None:
+                got[0].compute[got[1]] += sec
             if name.endswith("recompute ig"):
                 self.st.recompute += sec
             self.lag += sec
@@ -165,12 +224,14 @@ class StageRunner:
             exposed = fixed if chunks <= 0 else max(0.0, fixed - (ph.compute_ns - first) * 1e-9)
             self.compute(ph.compute_ns - first, name)
             self._charge(c.group, t0, exposed, name, c)
+            self.st.tally_comm(self.row_key, self.row_name, name, exposed, fixed, c, len(self._groups(c.group)[0]))
             self.lag += exposed
             return
         self.compute(first, name)
         if c is None:
             return
         yield from self.flush()
+        issued = self.env.now
         ev = self.ex.model.collective(c.op, self._groups(c.group), c.bytes, c.traffic, c.group)
         if chunks > 0:
             self.compute(ph.compute_ns - first, name)
@@ -178,6 +239,8 @@ class StageRunner:
         t0 = self.env.now
         yield ev
         self._charge(c.group, t0, self.env.now - t0, name if chunks <= 0 else f"{name} (overlapped)", c)
+        self.st.tally_comm(self.row_key, self.row_name, name, self.env.now - t0, self.env.now - issued, c,
+                           len(self._groups(c.group)[0]))  # fmt: skip
 
     def wait_recv(self, direction: str, vs: int, j: int):
         yield from self.flush()
@@ -233,7 +296,9 @@ class StageRunner:
         for k, x in enumerate(prog.layers):
             if k in prog.gathers:
                 yield from self._wait(self.ready.get((c, k)), "parameter all-gather")
+            self.row_key, self.row_name = (c, k), x.name
             yield from self.phase(x.fwd, f"{x.name} fwd")
+        self.row_key = None
         if vs < ex.virtual - 1:
             yield from self.flush()
             self.send("fwd", vs + 1, j, prog.send_fwd)
@@ -251,11 +316,13 @@ class StageRunner:
             x = prog.layers[k]
             if k in unit_end and prog.regather:
                 yield from self._wait(self.ready.get((c, unit_end[k])), "FSDP all-gather")
+            self.row_key, self.row_name = (c, k), x.name
             yield from self.phase(x.ig, f"{x.name} ig")
             self.compute(x.wg.compute_ns, f"{x.name} wg")
             if last and ex.overlap_grads and k in prog.buckets:
                 yield from self.flush()
-                self.dp.enqueue(prog.buckets[k], f"grads@{x.name}", ex.dp)
+                self.dp.enqueue(prog.buckets[k], f"grads@{x.name}", ex.dp, ((c, k), x.name))
+        self.row_key = None
         if vs > 0:
             yield from self.flush()
             self.send("bwd", vs - 1, j, prog.send_bwd)
@@ -275,7 +342,9 @@ class StageRunner:
             for c in range(len(self.chunks) - 1, -1, -1):
                 prog = self.chunks[c]
                 for k in sorted(prog.buckets, reverse=True):
-                    self.dp.enqueue(prog.buckets[k], f"grads@{prog.layers[k].name}", ex.dp)
+                    self.dp.enqueue(
+                        prog.buckets[k], f"grads@{prog.layers[k].name}", ex.dp, ((c, k), prog.layers[k].name)
+                    )
         if self.dp.tail is not None:
             t0 = self.env.now
             yield self.dp.tail
@@ -357,6 +426,7 @@ class PipelineExecutor:
         bd = Breakdown.from_parts(**us, total=end * 1e6, dp=dp, comm=us["tp"] + us["ep"] + us["pp"] + dp + cp)
         par = self.par
         bd.timeline = {f"stage {i} (rank {par.rank(pp=i)})": Breakdown.spans_ns(s.spans) for i, s in enumerate(stats)}
+        bd.rows = [tally.report(name, par.microbatches) for _key, (name, tally) in sorted(st.rows.items())]
         report = self.model.report(end)
         if "compression" in report:
             bd.extra["compression"] = report.pop("compression")

@@ -54,7 +54,8 @@ class Groups:
         return None
 
 
-def _bw_columns(op: str | None, n: int, size: int, t_ns: int) -> tuple[float, float]:
+def bw_columns(op: str | None, n: int, size: int, t_ns: int) -> tuple[float, float]:
+    """SimAI's per-row (algbw, busbw) columns in GiB/s of one collective of `size` bytes over n ranks."""
     if not op or t_ns <= 0 or size <= 0:
         return 0.0, 0.0
     algbw = size / (t_ns * 1e-9) / 2**30
@@ -101,7 +102,7 @@ class StageTimeline:
             return ph.op, 0.0
         d = self.model.time_ns(ph.op, g, ph.bytes, ph.traffic, ph.group)
         self.tot[i][col] = round(d)
-        self.bws[i][col] = _bw_columns(ph.op, g.n, ph.bytes, round(d))
+        self.bws[i][col] = bw_columns(ph.op, g.n, ph.bytes, round(d))
         return ph.op, d
 
     def blocking_phase(self, i: int, col: int, column: str, ph: Phase) -> None:

@@ -150,3 +150,23 @@ def test_progress_counts_every_pass_of_every_virtual_stage():
     run(spec, progress=lambda done, total: heard.append((done, total)))
     total = 2 * 4 * 2 + 2
     assert heard == [(k, total) for k in range(1, total + 1)]
+
+
+def test_flow_endtoend_rows_match_the_closed_form_replay():
+    # EndToEnd.csv's per-layer section on the flow backend: per micro-batch, one row per workload
+    # row. Compute is the same program on both backends, so it must agree exactly with the closed-form
+    # replay's rows; TP all-reduces inside an HGX server are priced in closed form on both.
+    from netsim.report.simai_csv import format_endtoend_csv
+    from netsim.simulate import RunSpec, run
+
+    def rows(backend):
+        spec = RunSpec.parse({"topology": str(REPO / "topologies/hgx_h100_512.yaml"), "model": "7B", "backend": backend})
+        lines = format_endtoend_csv(run(spec).breakdown, "x").splitlines()
+        body = [ln.split(",") for ln in lines[3:]]
+        return [r for r in body if r[0] not in ("param_allgather", "optimizer_step")]
+
+    flow, closed = rows("flow"), rows("analytical")
+    assert len(flow) == len(closed) > 100
+    for f, c in zip(flow, closed):
+        assert f[0] == c[0] and f[2:5] == c[2:5], (f, c)  # name, fwd/wg/ig compute (us)
+        assert f[5] == c[5] and f[8] == c[8]  # fwd exposed and total TP comm
