@@ -194,13 +194,14 @@ def compile_network(topo: Topology) -> CompiledNetwork:
     tiers = topo.switch_tiers
     caps, lats, kinds, tnames, ends = [], [], [], [], []
     link_of: dict[tuple[int, int], int] = {}
+    top = max(tiers.values(), default=0)  # once, not per link (issue #18: links x switches at 16K GPUs)
     for u, v, d in sorted(g.edges(data=True)):
         for a, b in ((u, v), (v, u)):
             link_of[(a, b)] = len(caps)
             caps.append(d["bandwidth"])
             lats.append(d["latency"])
             kinds.append(d.get("kind", "fabric"))
-            tnames.append(_tier_label(topo, a, b, d.get("kind", "fabric")))
+            tnames.append(_tier_label(topo, a, b, d.get("kind", "fabric"), top))
             ends.append((a, b))
     net = CompiledNetwork(
         topo=topo,
@@ -250,12 +251,12 @@ def compile_network(topo: Topology) -> CompiledNetwork:
     return net
 
 
-def _tier_label(topo: Topology, a: int, b: int, kind: str) -> str:
+def _tier_label(topo: Topology, a: int, b: int, kind: str, top: int) -> str:
     if kind in ("nvlink", "pcie") or topo.dims:
         return kind
     ta, tb = topo.switch_tiers.get(a), topo.switch_tiers.get(b)
     if ta is None or tb is None:
         return "host-leaf"
     lo, hi = sorted((ta, tb))
-    names = {0: "leaf", 1: "spine" if max(topo.switch_tiers.values()) == 1 else "agg", 2: "core"}
+    names = {0: "leaf", 1: "spine" if top == 1 else "agg", 2: "core"}
     return f"{names.get(lo, lo)}-{names.get(hi, hi)}"
