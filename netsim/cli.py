@@ -95,7 +95,11 @@ def _training_options(f):
                 "--ep", type=click.IntRange(min=1), help="expert-parallel size (--expert-model-parallel-size)"
             ),
             click.option("--vpp", type=click.IntRange(min=1), help="model chunks per pipeline rank (interleaved 1F1B)"),
-            click.option("--recompute", type=click.Choice(["none", "selective", "full"]), help="activation recompute"),
+            click.option(
+                "--recompute",
+                type=click.Choice(["none", "selective", "selective-op", "full"]),
+                help="activation recompute (selective-op: torchtitan's op-level selective AC)",
+            ),
             click.option("--precision", type=click.Choice(["bf16", "fp16", "fp8"]), help="GEMM precision"),
             click.option(
                 "--sharding",

@@ -34,7 +34,7 @@ class ParallelismConfig(BaseModel):
     distributed_optimizer: bool = True
     sharding: Literal["none", "distributed-optimizer", "zero-1", "fsdp", "fsdp-no-reshard-after-forward"] | None = None
     schedule: str = Field("1f1b", pattern="^(1f1b|gpipe|interleaved|interleaved-1f1b)$")
-    recompute: Literal["none", "selective", "full"] = "none"
+    recompute: Literal["none", "selective", "selective-op", "full"] = "none"
     precision: Literal["bf16", "fp16", "fp8"] = "bf16"
     grad_reduce_dtype: Literal["fp32", "bf16", "fp16"] | None = None  # None: Megatron's rule (see parallel.py)
     overlap_grad_reduce: bool = False

@@ -44,7 +44,7 @@ class RunSpec(BaseModel):
     cp: PositiveInt | None = None
     ep: PositiveInt | None = None
     vpp: PositiveInt | None = None
-    recompute: Literal["none", "selective", "full"] | None = None
+    recompute: Literal["none", "selective", "selective-op", "full"] | None = None
     precision: Literal["bf16", "fp16", "fp8"] | None = None
     sharding: Literal["none", "distributed-optimizer", "zero-1", "fsdp", "fsdp-no-reshard-after-forward"] | None = None
     overlap_grad_reduce: bool | None = None

@@ -132,6 +132,16 @@ def case_model(case: dict) -> ModelConfig:
     )  # fmt: skip
 
 
+def _recompute(case: dict, value: str, used: list[str]) -> str:
+    """`selective` means what the framework that ran the case means by it: Megatron's attention-core
+    recompute, or torchtitan's op-level SAC (every second matmul of a block) for a torchtitan run."""
+    where = f"{case.get('source', '')} {case.get('cluster', {}).get('name', '')}".lower()
+    if value == "selective" and "torchtitan" in where:
+        used.append("recompute=selective-op (torchtitan's selective AC)")
+        return "selective-op"
+    return value
+
+
 def case_training(case: dict, used: list[str]) -> dict:
     """The case's training section as ParallelismConfig fields, nulls replaced by DEFAULTS."""
     t, ov = case["training"], case["training"].get("overlap") or {}
@@ -145,7 +155,7 @@ def case_training(case: dict, used: list[str]) -> dict:
     out = {
         "tp": t["tp"], "pp": t["pp"], "dp": t["dp"], "cp": t.get("cp") or 1, "gbs": t["gbs"],
         "mbs": _val(t, "mbs", used), "vpp": vpp, "schedule": sched, "precision": t["precision"],
-        "recompute": _val(t, "recompute", used), "sp": t.get("sequence_parallel"),
+        "recompute": _recompute(case, _val(t, "recompute", used), used), "sp": t.get("sequence_parallel"),
         "sharding": t.get("sharding") or "none", "overlap_grad_reduce": bool(_val(ov, "grad_reduce", used)),
         "overlap_param_gather": bool(_val(ov, "param_gather", used)), "tp_comm_overlap": bool(_val(ov, "tp_comm", used)),
         "grad_reduce_dtype": t.get("grad_reduce_dtype"),

@@ -15,6 +15,10 @@ Modelling choices (each is a documented approximation; README "Training options"
   recomputes the scores, so selective recompute adds no time, only saves memory);
 - full recompute re-runs each transformer layer's forward, TP collectives included, before its
   backward (Megatron's `--recompute-granularity full --recompute-method uniform`);
+- selective-op is torchtitan's op-level selective activation checkpointing: every matmul output
+  is saved except every second one of each block in forward order (wq, wk, wv, wo, w1, w3, w2 for
+  SwiGLU, so wk, wo and w3 are recomputed; wk, wo and w2 without gating), whose GEMMs re-run before
+  the layer's backward; saved collective outputs are not re-sent;
 - context parallelism: each rank holds s/cp tokens; K and V of the whole sequence are all-gathered
   in forward and again, with the dK/dV reduce-scatter, in backward (an all-reduce's bytes),
   pipelined with the attention kernel as Transformer Engine's ring attention does;
@@ -31,6 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from netsim.config.model import ModelConfig
+from netsim.errors import InputError
 from netsim.workload.aicb import padded_vocab
 from netsim.workload.compute import GpuCompute
 from netsim.workload.parallel import Parallelism
@@ -270,12 +275,26 @@ def _transformer_layer(model: ModelConfig, par: Parallelism, kn: _Kernels, comms
             (_row("mlp_row", _tp_phase(kn.down + kn.cast_down, fwd_out, ACTIVATION, par),
                   _tp_phase(kn.down + kn.cast_down, bwd_out, ACTIVATION_GRAD, par), _ns(kn.down)), f * h // t),
         ]  # fmt: skip
+    if par.recompute == "selective-op":
+        if model.experts:
+            raise InputError("selective-op recompute is modelled for dense models; use none, selective or full",
+                             field="recompute")  # fmt: skip
+        return rows + [(Layer("op recompute", Phase(0), Phase(_ns(_op_recompute_s(model, kn))), Phase(0)), 0)]
     if par.recompute != "full":
         return rows
     # Backward visits rows last to first: these run the layer's forward again, in forward order.
     redo = [(Layer(f"{x.name} recompute", Phase(0), replace(x.fwd, traffic=ACTIVATION), Phase(0)), 0)
             for x, _p in reversed(rows)]  # fmt: skip
     return rows + redo
+
+
+def _op_recompute_s(model: ModelConfig, kn: _Kernels) -> float:
+    """Seconds of the GEMMs torchtitan's op-level SAC recomputes in one layer: wk (its share of the
+    fused QKV GEMM), wo, and w3 (half the fused gate/up GEMM) or w2 without a gated MLP."""
+    k = model.hidden // model.heads
+    q, kvd = k * model.heads, k * model.kv
+    mlp = kn.up / 2 if model.gated_mlp else kn.down
+    return kn.qkv * kvd / (q + 2 * kvd) + kn.proj + mlp
 
 
 def _moe_rows(model: ModelConfig, par: Parallelism, kn: _Kernels, comms, router_params: int) -> list:

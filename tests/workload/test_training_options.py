@@ -138,3 +138,21 @@ def test_clos_pod_oversubscription_divides_the_pod_uplinks():
     # 64 NIC ports per pod, 1:7 above the pod, over 2 spines x 2 cores.
     assert core == pytest.approx([64 * nic / 7 / 4] * len(core))
     assert len(core) == 2 * 2 * 2  # 2 pods
+
+
+@pytest.mark.parametrize("gated", [True, False])
+def test_selective_op_recomputes_every_second_matmul(gated):
+    # torchtitan's op-level SAC recomputes the 2nd, 4th and 6th matmul of a block in forward order:
+    # wq wk wv wo w1 w3 w2 -> wk, wo, w3 (SwiGLU); wq wk wv wo w1 w2 -> wk, wo, w2. With every GEMM
+    # at the same efficiency (no shape term) that is 2 x tokens x (h*kv + h*h + h*f) FLOPs either way.
+    model = MODEL.model_copy(update={"gated_mlp": gated})
+    fit = TrainingFit(gemm_efficiency=0.7, gemm_half_dim=0, attention_efficiency=0.5, memory_efficiency=0.7)
+    gpu = gpu_compute("H100").with_fit(fit)
+    par = resolve_parallelism(model.model_copy(update={"parallelism": ParallelismConfig(recompute="selective-op")}), 8)
+    layers = build_megatron(model, par, gpu).stages[0].layers
+    redo = [x for x in layers if x.name == "op recompute"]
+    assert len(redo) == model.layers
+    h, kv, f = 1024, 4 * (1024 // 16), 4096
+    tokens = par.mbs * par.seq
+    gemm_ns = 2 * tokens / (0.7 * 989e12) * 1e9  # per (input x output) weight element
+    assert redo[0].ig.compute_ns == pytest.approx((h * kv + h * h + h * f) * gemm_ns, rel=1e-3)
