@@ -880,12 +880,63 @@ def study_dlrm(topology, bandwidths, as_json):
     print_table(t)
 
 
+@study.command("engine")
+@click.option("--topology", "topology", type=click.Path(dir_okay=False), help="default: topologies/dcn_512.yaml")
+@click.option("--model", "models", multiple=True, help="repeatable; default 7B and 70B")
+@click.option("--bandwidth", "bandwidths", multiple=True, help='NIC rate, repeatable; default "100 Gbps", "400 Gbps"')
+@click.option("--rates", default=",".join(f"{r:g}" for r in (8, 16, 19.2, 32, 50, 64, 100, 200)), show_default=True,
+              help="engine ingest rates to run, GB/s per direction")  # fmt: skip
+@click.option("--profile", default="netzip-measured", show_default=True, help="the in-NIC profile whose rate is swept")
+@click.option("--out", type=click.Path(file_okay=False), default="sweeps_out/engine", show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--quiet", is_flag=True, help="no progress bar")
+@click.option("--json", "as_json", is_flag=True, help="print the per-case summary as JSON")
+def study_engine(topology, models, bandwidths, rates, profile, out, workers, quiet, as_json):
+    """NetZIP's engine rate: iteration time over the in-NIC engine's ingest rate (measured ratios),
+    with NetZIP's FPGA (19.2 GB/s) and ASIC (64 GB/s) rates marked; writes results, engine.csv, engine.png."""
+    from netsim.config.compression import load_profile
+    from netsim.report import engine_study as E
+    from netsim.resources import ROOT
+    from netsim.sweep.runner import eta_printer, execute
+
+    try:
+        rate_list = tuple(float(r) for r in rates.split(","))
+    except ValueError:
+        raise InputError(f"expected a comma list of GB/s, got {rates!r}", field="--rates") from None
+    if not rate_list or any(not 0.01 <= r <= 10_000 for r in rate_list):
+        raise InputError(f"rates must be 0.01 to 10000 GB/s, got {rates!r}", field="--rates")
+    if load_profile(profile).placement != "in-nic":
+        raise InputError(
+            f"{profile} is not an in-NIC profile; its engine rate is not what limits it", field="--profile"
+        )
+    out_dir = Path(out)
+    profiles = E.engine_profiles(profile, rate_list, out_dir / "profiles")
+    topo = topology or str(ROOT / "topologies" / "dcn_512.yaml")
+    points = E.engine_points(
+        topo, list(models or ("7B", "70B")), list(bandwidths or ("100 Gbps", "400 Gbps")), profiles
+    )
+    df = E.tidy(execute(points, out_dir, workers=workers, progress=None if quiet else eta_printer("study engine")),
+                profiles)  # fmt: skip
+    if df.empty:
+        raise InputError("no run succeeded; see the error column of results.csv", where=str(out_dir))
+    df.to_csv(out_dir / "engine.csv", index=False)
+    E.plot_engine(df, out_dir / "engine.png")
+    summary = E.knee(df)
+    if as_json:
+        click.echo(summary.to_json(orient="records"))
+        return
+    click.echo(f"engine rate study ({profile}; iteration time / uncompressed at the fastest engine; the slowest "
+               "engine rate within 1 % of it)")  # fmt: skip
+    click.echo(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    click.echo(f"wrote {out_dir / 'engine.csv'} and {out_dir / 'engine.png'}")
+
+
 @study.command("netzip")
 @click.option("--out", type=click.Path(file_okay=False), default="sweeps_out/netzip", show_default=True)
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--dask", "dask_address", help="'local' or a scheduler address")
 @click.option("--resume", is_flag=True, help="run only the points missing from DIR/results.csv")
-@click.option("--quick", is_flag=True, help="a 12-run slice (7B and 175B on dcn_512 at 100 and 400 Gbps)")
+@click.option("--quick", is_flag=True, help="a 16-run slice (7B and 175B on dcn_512 at 100 and 400 Gbps)")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def study_netzip(out, workers, dask_address, resume, quick, quiet):
     """NetZIP: 7B/70B/175B/405B x 100/200/400 Gbps x {none, LZ4/Zstd on CPU, GPU codecs, NetZIP in-NIC}
@@ -1038,11 +1089,21 @@ def analyze(
 @click.option("--batch", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False), required=True)
-def collect(model, steps, mode, seq, batch, seed, out):
+@click.option("--main-grads", is_flag=True,
+              help="instead: fp32 weights under bf16 autocast, the fp32 gradient buckets after --accumulate micro-batches")  # fmt: skip
+@click.option("--accumulate", type=click.IntRange(min=1, max=1024), default=4, show_default=True,
+              help="micro-batches summed into each fp32 gradient (with --main-grads)")  # fmt: skip
+def collect(model, steps, mode, seq, batch, seed, out, main_grads, accumulate):
     """Train a small model a few steps and dump its tensors in NetZIP's layout (needs the collect extra)."""
     from netsim.codecs.collect import collect as run_collect
+    from netsim.codecs.collect import collect_main_grads
 
     model = model or ("minilm" if mode == "finetune" else "gpt-tiny")
+    if main_grads:
+        d = collect_main_grads(model, steps, mode, out, accumulate, seq=seq, batch=batch, seed=seed)
+        n = sum(1 for _ in Path(d).rglob("*.npy"))
+        click.echo(f"wrote {n} fp32 gradient files to {d} ({model}, {mode}, {steps} steps of {accumulate})")
+        return
     d = run_collect(model, steps, mode, out, seq=seq, batch=batch, seed=seed)
     n = sum(1 for _ in Path(d).rglob("*.pkl"))
     click.echo(f"wrote {n} tensor files to {d} ({model}, {mode}, {steps} steps)")

@@ -8,6 +8,10 @@ Text: Python's own documentation topics (`pydoc_data.topics`), so nothing is dow
 Like the artifact: the model in bf16, AdamW, hooks on every module save forward outputs
 (forward_activations/), gradients of module outputs (activation_gradients/) and parameter
 gradients (param_grads/) as pickled CPU tensors, one directory per step.
+
+`collect_main_grads` is the mixed-precision variant whose DP traffic Megatron's distributed
+optimizer actually sends: fp32 master weights, bf16 autocast compute, gradients accumulated in fp32
+over several micro-batches, saved as the fp32 buckets (main_grads/*.npy) before the optimizer step.
 """
 
 from __future__ import annotations
@@ -148,5 +152,45 @@ def collect(model: str, steps: int, mode: str, out: str | Path, seq: int = 128, 
         h.remove()
     (out / "collect.txt").write_text(
         f"model {model}, mode {mode}, steps {steps}, seq {seq}, batch {batch}, seed {seed}\nlosses {losses}\n"
+    )
+    return out
+
+
+def collect_main_grads(
+    model: str, steps: int, mode: str, out: str | Path, accumulate: int = 4, seq: int = 128, batch: int = 2,
+    seed: int = 0,
+) -> Path:  # fmt: skip
+    """fp32 gradient buckets: `accumulate` micro-batches per step under bf16 autocast, their fp32
+    gradient sums saved per parameter as float32 .npy files in <out>/<model>_step_<i>/main_grads/."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    torch, transformers = _imports()
+    import numpy as np
+
+    transformers.logging.set_verbosity_error()
+    if model not in MODELS.get(mode, ()):
+        raise InputError(f"mode {mode} collects {', '.join(MODELS[mode])}; got {model!r}", field="--model")
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    build = _minilm if model == "minilm" else _gpt_tiny
+    net, batch_at, lr = build(torch, transformers, seq, batch, steps, gen)
+    net = net.float().train()
+    opt = torch.optim.AdamW(net.parameters(), lr=lr)
+    out = Path(out)
+    for step in range(steps):
+        opt.zero_grad()
+        for k in range(accumulate):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = net(**batch_at(step * accumulate + k)).loss / accumulate
+            loss.backward()  # .grad of an fp32 parameter accumulates in fp32, as main_grad does
+        d = out / f"{model}_step_{step}" / "main_grads"
+        d.mkdir(parents=True, exist_ok=True)
+        for name, prm in net.named_parameters():
+            if prm.grad is not None:
+                np.save(d / f"{_safe(name)}.npy", prm.grad.detach().cpu().numpy().astype(np.float32))
+        opt.step()
+    (out / "collect.txt").write_text(
+        f"model {model}, mode {mode}, fp32 main grads, steps {steps}, accumulate {accumulate}, seq {seq}, "
+        f"batch {batch}, seed {seed}\n"
     )
     return out

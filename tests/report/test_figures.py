@@ -221,3 +221,40 @@ def test_plot_refuses_what_it_cannot_draw(tmp_path, rows, args, needle):
         main, ["plot", str(tmp_path / "r.csv"), "--x", "x", "--y", "total_us", *args, "-o", str(png)]
     )
     assert r.exit_code == 2 and needle in r.output.splitlines()[-1] and not png.exists()
+
+
+def test_engine_rate_caps_a_transfer_as_the_pipeline_says(repo, tmp_path):
+    # A pipelined in-NIC engine moves a flow at min(line rate / ratio, engine rate) in uncompressed
+    # bytes: at 400 Gbps (50 GB/s) and the measured gradient ratio r, a 16 GB/s engine sends 256 MiB
+    # in S / 16 GB/s, a 200 GB/s one in r S / 50 GB/s (plus microseconds of latency).
+    from netsim.collectives.bench import bench_collective
+    from netsim.config.compression import load_profile
+    from netsim.network.compression import NicCodec
+    from netsim.network.topology import load_topology
+    from netsim.report.engine_study import engine_profiles
+
+    fat = load_topology(repo / "topologies/fat_tree_512.yaml")
+    files = engine_profiles("netzip-measured", (16.0, 200.0), tmp_path)
+    S = 2**28
+    r = load_profile("netzip-measured").ratios.of("gradient")
+    t = {e: bench_collective(fat, "sendrecv", [0, 200], S, compression=NicCodec(load_profile(str(f))),
+                             traffic="gradient")["time_us"] * 1e-6 for e, f in files.items()}  # fmt: skip
+    assert t[16.0] == pytest.approx(S / 16e9, rel=0.01)
+    assert t[200.0] == pytest.approx(r * S / 50e9, rel=0.01)
+
+
+def test_study_engine_runs_and_marks_the_hardware(tmp_path):
+    import pandas as pd
+
+    out = tmp_path / "e"
+    r = CliRunner().invoke(main, ["study", "engine", "--model", "7B", "--bandwidth", "400 Gbps", "--rates", "16,64,200",
+                                  "--out", str(out), "--workers", "1", "--quiet", "--json"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.output)
+    assert len(rows) == 1 and rows[0]["line_rate_GBps"] == 50.0 and "time_vs_uncompressed_asic" in rows[0]
+    df = pd.read_csv(out / "engine.csv").set_index("engine_GBps").time_vs_uncompressed
+    # An engine slower than the 50 GB/s line rate throttles every transfer; faster ones approach the ratio's gain.
+    assert df[16.0] > df[64.0] >= df[200.0] and df[16.0] > 1 > df[200.0]
+    _png_ok(out / "engine.png")
+    bad = CliRunner().invoke(main, ["study", "engine", "--profile", "lz4-gpu", "--out", str(tmp_path / "b")])
+    assert bad.exit_code == 2 and "not an in-NIC profile" in bad.output
