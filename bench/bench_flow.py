@@ -1,7 +1,7 @@
 """Flow-backend speed and memory: one training iteration per case, each in a fresh process.
 
-Targets (issue: flow backend): GPT-175B on 512 GPUs under 5 s and 1.5 GB; Llama-3 405B on
-16,384 GPUs under 60 s, on one core. Run: python bench/bench_flow.py
+Targets (issue #18, medians on 2 cores, whole process): GPT-175B on fat_tree_512 and on
+hgx_h100_512 within 1 s each; Llama-3 405B on 16,384 GPUs within 5 s. Run: python bench/bench_flow.py
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ Knows nothing about collectives or LLMs.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 
 import numpy as np
@@ -50,7 +51,7 @@ class FluidNetwork:
         # A batch is flows that report once, when the last of them has drained: [left, callback, delay].
         self.batches: dict[int, list] = {}
         self.next_batch = 0
-        self._memo: dict[tuple[bytes, bytes, bytes], np.ndarray] = {}
+        self._memo: dict[bytes, np.ndarray] = {}
         self.memo_hits = 0
 
     def _grow(self, n: int) -> None:
@@ -238,7 +239,11 @@ class FluidNetwork:
         paths, caps, w = self.paths[idx], self.caps[idx], self.weight[idx]
         order = np.lexsort((w, caps, *paths.T[::-1]))
         paths, caps, w = paths[order], caps[order], w[order]
-        key = (paths.tobytes(), caps.tobytes(), w.tobytes())
+        # A 128-bit digest, not the arrays: at 16K GPUs the arrays would hold hundreds of MB.
+        h = hashlib.blake2b(paths.tobytes(), digest_size=16)
+        h.update(caps.tobytes())
+        h.update(w.tobytes())
+        key = h.digest()
         rates = self._memo.get(key) if self.memoise else None
         if rates is None:
             if len(self._memo) >= MEMO_ENTRIES:
