@@ -84,7 +84,8 @@ def _gpt_tiny(torch, transformers, seq: int, batch: int, steps: int, gen):
     return model, batch_at, 1e-3
 
 
-def collect(model: str, steps: int, mode: str, out: str | Path, seq: int = 128, batch: int = 2, seed: int = 0) -> Path:
+def _build(model: str, mode: str, steps: int, seq: int, batch: int, seed: int):
+    """(torch, the model, its batch function, its learning rate), offline and seeded."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     torch, transformers = _imports()
@@ -99,6 +100,11 @@ def collect(model: str, steps: int, mode: str, out: str | Path, seq: int = 128, 
     gen = torch.Generator().manual_seed(seed)
     build = _minilm if model == "minilm" else _gpt_tiny
     net, batch_at, lr = build(torch, transformers, seq, batch, steps, gen)
+    return torch, net, batch_at, lr
+
+
+def collect(model: str, steps: int, mode: str, out: str | Path, seq: int = 128, batch: int = 2, seed: int = 0) -> Path:
+    torch, net, batch_at, lr = _build(model, mode, steps, seq, batch, seed)
     net = net.to(torch.bfloat16)
     net.train()
     opt = torch.optim.AdamW(net.parameters(), lr=lr)
@@ -162,18 +168,9 @@ def collect_main_grads(
 ) -> Path:  # fmt: skip
     """fp32 gradient buckets: `accumulate` micro-batches per step under bf16 autocast, their fp32
     gradient sums saved per parameter as float32 .npy files in <out>/<model>_step_<i>/main_grads/."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    torch, transformers = _imports()
     import numpy as np
 
-    transformers.logging.set_verbosity_error()
-    if model not in MODELS.get(mode, ()):
-        raise InputError(f"mode {mode} collects {', '.join(MODELS[mode])}; got {model!r}", field="--model")
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    build = _minilm if model == "minilm" else _gpt_tiny
-    net, batch_at, lr = build(torch, transformers, seq, batch, steps, gen)
+    torch, net, batch_at, lr = _build(model, mode, steps, seq, batch, seed)
     net = net.float().train()
     opt = torch.optim.AdamW(net.parameters(), lr=lr)
     out = Path(out)
