@@ -23,8 +23,8 @@ from netsim.config.compression import load_profile  # noqa: E402
 from netsim.report.plots import natural_key  # noqa: E402
 from netsim.sweep.grid import Point  # noqa: E402
 
-RATES_GBps = (8.0, 16.0, 19.2, 32.0, 50.0, 64.0, 100.0, 200.0)
-HARDWARE = {"netzip-fpga": 19.2, "netzip-asic": 64.0}  # GB/s, calibration/compression/netzip-*.yaml
+# NetZIP's engine at its FPGA's and its ASIC's clock: GB/s, read from their profiles.
+HARDWARE = {name: load_profile(name).compress_throughput / 1e9 for name in ("netzip-fpga", "netzip-asic")}
 
 
 def engine_profiles(base: str, rates: tuple[float, ...], out: Path) -> dict[float, Path]:

@@ -55,7 +55,7 @@ class RowTally:
 
 
 def _pass_of(name: str) -> int | None:
-    """'mlp_column ig' -> 2; a recompute pass counts as its row's backward."""
+    """'mlp_column ig' -> 2; None for work outside a row's passes (e.g. the optimizer step)."""
     kind = name.rpartition(" ")[2]
     return PASSES.index(kind) if kind in PASSES else None
 
@@ -85,11 +85,11 @@ class StageStats:
     def tally_comm(self, key, row: str, name: str, exposed: float, total: float, c: Collective, ranks: int) -> None:
         got = self.tally(key, row, name)
         if got is not None:
-            row, k = got
-            row.exposed[k] += exposed
-            row.total[k] += total
-            row.count[k] += 1
-            row.moved[k] = (c.op, ranks, c.bytes)
+            tally, k = got
+            tally.exposed[k] += exposed
+            tally.total[k] += total
+            tally.count[k] += 1
+            tally.moved[k] = (c.op, ranks, c.bytes)
 
 
 def _args(op: str, group: str, nbytes: float, seconds: float) -> dict:
