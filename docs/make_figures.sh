@@ -26,6 +26,7 @@ cp "$out/cluster/cluster_knobs.png" docs/img/cluster_knobs.png
 netsim study breakeven topologies/fat_tree_512.yaml --model 7B --codec docs/examples/gpu-100-250.yaml \
   --out "$out/breakeven" > /dev/null
 cp "$out/breakeven/breakeven.png" docs/img/breakeven_7b_fat_tree.png
+netsim study dlrm --plot docs/img/dlrm_speedup.png > /dev/null
 netsim study engine --out "$out/engine" --workers "$w" --quiet > "$out/engine.txt"
 cp "$out/engine/engine.png" docs/img/netzip_engine_rate.png
 netsim study netzip --out "$out/netzip" --workers "$w" --quiet > "$out/netzip.txt"

@@ -208,6 +208,7 @@ def run(topology, model, workload, as_json, out, trace, force, **opts):
         click.echo(f"wrote trace {trace} (open in ui.perfetto.dev)")
 
 
+FIGURE_FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 RUN_OUTPUTS = ("EndToEnd.csv", "result.json", "breakdown.png", "timeline.png", "utilisation.png")
 
 
@@ -518,9 +519,8 @@ def plot(results, x, y, hue, col, output, y_unit, logx, logy):
     """Plot a results table (CSV or Parquet from a sweep)."""
     from netsim.report.plots import plot_results
 
-    formats = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
-    if Path(output).suffix.lower() not in formats:
-        raise InputError(f"expected an output file ending in {', '.join(formats)}", where=output, field="-o")
+    if Path(output).suffix.lower() not in FIGURE_FORMATS:
+        raise InputError(f"expected an output file ending in {', '.join(FIGURE_FORMATS)}", where=output, field="-o")
     plot_results(results, x, y, hue, col, output, y_unit=y_unit, logx=logx, logy=logy)
     click.echo(f"wrote {output}")
 
@@ -852,7 +852,9 @@ def study_breakeven(topology, model, codec, ratio, out, no_confirm, as_json, **p
 @click.option("--bandwidth", "bandwidths", multiple=True, type=click.FloatRange(min=0.01, max=10_000),
               help="link bandwidths in GB/s (repeatable; default 0.5, 12.5, 25)")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True)
-def study_dlrm(topology, bandwidths, as_json):
+@click.option("--plot", "plot_file", type=click.Path(dir_okay=False),
+              help="also draw speed-up over bandwidth (simulated and the formula) to this PNG")  # fmt: skip
+def study_dlrm(topology, bandwidths, as_json, plot_file):
     """The SC'24 DLRM paper's speed-up table (ANS, Huffman, LZ4, GPULZ on the embedding all-to-all)
     from simulated all-to-alls, beside the paper's formula, and each encoder's break-even bandwidth."""
     from netsim.network.topology import load_topology
@@ -861,6 +863,12 @@ def study_dlrm(topology, bandwidths, as_json):
 
     topo = load_topology(topology or TOPOLOGIES / "fat_tree_512.yaml")
     rows = study(topo, bandwidths=tuple(bandwidths) or BANDWIDTHS_GBPS)
+    if plot_file:
+        from netsim.report.dlrm_study import plot_speedups
+
+        if Path(plot_file).suffix.lower() not in FIGURE_FORMATS:
+            raise InputError(f"expected a file ending in {', '.join(FIGURE_FORMATS)}", where=plot_file, field="--plot")
+        plot_speedups(topo, plot_file)
     if as_json:
         click.echo(json_out.dumps(to_dicts(rows)))
         return

@@ -19,7 +19,7 @@ from typing import Protocol
 import numpy as np
 import simpy
 
-from netsim.collectives.closed_form import SENDRECV, bus_factor, collective_time, steps
+from netsim.collectives.closed_form import ALLTOALL, SENDRECV, bus_factor, collective_time, steps
 from netsim.collectives.multidim import collective_ns, dim_traffic
 from netsim.collectives.placement import GroupPlacement, place_group
 from netsim.collectives.runner import CollectiveEngine
@@ -90,11 +90,11 @@ class ClosedFormModel:
             bws = np.array([d[2] / 1e9 for d in self.topo.dims])
             return collective_ns(dim_traffic(op, size, list(g.dims), len(bws)), bws)
         if self.codec is None or g.servers <= 1:
-            return collective_time(op, g.n, size, g.bandwidth, g.step_latency) * 1e9
+            return collective_time(op, g.n, size, _bandwidth(op, g), g.step_latency) * 1e9
         return self._compressed_s(op, g, size, traffic, kind) * 1e9
 
     def _compressed_s(self, op: str, g: GroupPlacement, size: float, traffic: str, kind: str) -> float:
-        c, n, bw, alpha = self.codec, g.n, g.bandwidth, g.step_latency
+        c, n, bw, alpha = self.codec, g.n, _bandwidth(op, g), g.step_latency
         if not c.applies(traffic, kind) or size <= 0:
             return collective_time(op, n, size, bw, alpha)
         r = c.ratio(traffic)
@@ -138,6 +138,11 @@ class ClosedFormModel:
     def fixed_s(self, op, groups, size, traffic="default", kind="DP") -> float | None:
         """Every collective here is a closed form: its seconds."""
         return self.time_ns(op, self.placement(groups[0]), size, traffic, kind) * 1e-9 if groups and size > 0 else 0.0
+
+
+def _bandwidth(op: str, g: GroupPlacement) -> float:
+    """Per-rank bandwidth of `op` on `g`: rings use the ring's bottleneck, a direct all-to-all its own."""
+    return g.alltoall_bandwidth if op == ALLTOALL else g.bandwidth
 
 
 def _after(env: simpy.Environment, delay: float, done: simpy.Event | None) -> simpy.Event:

@@ -23,6 +23,9 @@ class GroupPlacement:
     servers: int
     bandwidth: float  # bytes/s per rank, the ring's bottleneck
     step_latency: float  # seconds: start overhead + the slowest ring edge's path latency
+    # bytes/s per rank for a direct all-to-all: (n-1)/n of a rank's buffer over the slower of its
+    # NVLink share ((k-1)/n of it) and its NIC share ((n-k)/n), which a ring's bandwidth is not.
+    alltoall_bandwidth: float = float("inf")
     # Multi-dimensional topologies: (dim, members in that dim) the group spans, innermost first.
     dims: tuple[tuple[int, int], ...] = ()
 
@@ -70,4 +73,13 @@ def place_group(topo: Topology, ranks: list[int]) -> GroupPlacement:
         bw = min(nv, k * nic_per_rank) if k > 1 else nic_per_rank
     # The ring's slowest edge: first rank to its farthest member bounds every edge's latency.
     lat = max((_path_latency(topo, ranks[0], r) for r in ranks[1:]), default=0.0)
-    return GroupPlacement(n=n, ranks_per_server=k, servers=servers, bandwidth=bw, step_latency=topo.alpha + lat)
+    a2a = bw if servers == 1 else _alltoall_bandwidth(n, k, nv, nic_per_rank)
+    return GroupPlacement(n=n, ranks_per_server=k, servers=servers, bandwidth=bw, step_latency=topo.alpha + lat,
+                          alltoall_bandwidth=a2a)  # fmt: skip
+
+
+def _alltoall_bandwidth(n: int, k: int, nvlink: float, nic: float) -> float:
+    """A direct all-to-all of S bytes per rank moves (k-1)/n S over NVLink and (n-k)/n S through
+    the rank's NIC share, concurrently: time = max of the two; as a rate on (n-1)/n S."""
+    t = max((k - 1) / n / nvlink if k > 1 else 0.0, (n - k) / n / nic)
+    return (n - 1) / n / t if t > 0 else float("inf")

@@ -82,6 +82,9 @@ class ModelConfig(Preset):
     moe_ffn_hidden: PositiveInt | None = None
     capacity_factor: float | None = Field(None, gt=0, allow_inf_nan=False)
     moe_imbalance: float = Field(0.0, ge=0, le=100, allow_inf_nan=False)
+    # Shared experts (DeepSeek, Qwen-MoE; Megatron-Core's --moe-shared-expert-intermediate-size): one
+    # dense MLP of this intermediate size that every token passes through beside its routed experts.
+    shared_expert_ffn: PositiveInt | None = None
     parallelism: ParallelismConfig = ParallelismConfig()
 
     @model_validator(mode="after")
@@ -90,6 +93,8 @@ class ModelConfig(Preset):
             raise ValueError(f"heads ({self.heads}) must be a multiple of kv_heads ({self.kv_heads})")
         if self.hidden % self.heads:
             raise ValueError(f"hidden ({self.hidden}) must be a multiple of heads ({self.heads})")
+        if self.shared_expert_ffn and not self.experts:
+            raise ValueError("shared_expert_ffn needs a mixture-of-experts model (experts > 0)")
         if self.experts and self.top_k > self.experts:
             raise ValueError(f"top_k ({self.top_k}) must be at most the number of experts ({self.experts})")
         for key, value, top in (("layers", self.layers, MAX_LAYERS), ("hidden", self.hidden, MAX_HIDDEN),

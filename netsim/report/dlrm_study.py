@@ -81,3 +81,35 @@ def study(topo: Topology, encoders=ENCODERS, bandwidths=BANDWIDTHS_GBPS) -> list
 
 def to_dicts(rows: list[DlrmRow]) -> list[dict]:
     return [asdict(r) for r in rows]
+
+
+def plot_speedups(topo: Topology, output, encoders=ENCODERS, bandwidths=(0.25, 0.5, 1, 2, 4, 8, 12.5, 25, 50, 100)):
+    """Speed-up over link bandwidth per encoder: simulated all-to-alls (markers) on the paper's
+    formula (lines), with each encoder's simulated break-even marked where it is in range."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = study(topo, encoders, tuple(bandwidths))
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for enc in encoders:
+        sub = [r for r in rows if r.encoder == enc]
+        line = ax.plot([r.bandwidth_GBps for r in sub], [r.speedup_formula for r in sub], lw=1.2,
+                       label=f"{enc.removeprefix('dlrm-')} (ratio {sub[0].ratio:.2f})")[0]  # fmt: skip
+        ax.plot([r.bandwidth_GBps for r in sub], [r.speedup for r in sub], "o", color=line.get_color(), ms=4)
+        be = sub[0].breakeven_GBps
+        if bandwidths[0] <= be <= bandwidths[-1]:
+            ax.axvline(be, color=line.get_color(), ls=":", lw=0.8)
+    ax.axhline(1, color="k", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("link bandwidth per GPU (GB/s)")
+    ax.set_ylabel("all-to-all speed-up with the encoder")
+    ax.set_title("DLRM embedding all-to-all (8 GPUs): simulated (dots) vs the paper's formula; dotted: break-even",
+                 fontsize=8)  # fmt: skip
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    fig.savefig(output, dpi=110)
+    plt.close(fig)

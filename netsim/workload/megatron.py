@@ -106,9 +106,14 @@ def layer_params(model: ModelConfig, tp: int) -> int:
     norms = 2 * (2 * h if not model.gated_mlp else h)  # LayerNorm (w, b) or RMSNorm (w), replicated
     attn = h * (q + 2 * kvd) // tp + q * h // tp
     mlp = (3 if model.gated_mlp else 2) * h * model.ffn // tp
-    if model.experts:
-        return attn + h * model.experts + norms  # + the router; the experts' own: expert_params
+    if model.experts:  # the router and any shared expert; the routed experts' own: expert_params
+        return attn + h * model.experts + shared_expert_params(model, tp) + norms
     return attn + mlp + norms
+
+
+def shared_expert_params(model: ModelConfig, tp: int) -> int:
+    """Parameters of a MoE layer's shared expert held by one TP rank (TP-sharded like a dense MLP)."""
+    return (3 if model.gated_mlp else 2) * model.hidden * (model.shared_expert_ffn or 0) // tp
 
 
 def expert_params(model: ModelConfig, par: Parallelism) -> int:
@@ -256,7 +261,13 @@ def _transformer_layer(model: ModelConfig, par: Parallelism, kn: _Kernels, comms
     q = (h // model.heads) * model.heads
     fwd_in, fwd_out, bwd_out, bwd_in = comms
     lp = layer_params(model, t)
-    la = lp - (3 if model.gated_mlp else 2) * h * f // t - (h if model.gated_mlp else 2 * h)
+    mlp_norm = h if model.gated_mlp else 2 * h
+    mlp = (
+        h * model.experts + shared_expert_params(model, t)
+        if model.experts
+        else (3 if model.gated_mlp else 2) * h * f // t
+    )
+    la = lp - mlp - mlp_norm  # attention and its norm: the rest belongs to the MLP rows
     attn_col = kn.norm + kn.qkv + kn.cast_qkv
     rows = [
         (_row("attention_column", _tp_phase(attn_col, fwd_in, ACTIVATION, par),
@@ -266,7 +277,7 @@ def _transformer_layer(model: ModelConfig, par: Parallelism, kn: _Kernels, comms
               _tp_phase(kn.proj + kn.cast_proj, bwd_out, ACTIVATION_GRAD, par), _ns(kn.proj)), q * h // t),
     ]  # fmt: skip
     if model.experts:
-        rows += _moe_rows(model, par, kn, comms, lp - la)
+        rows += _moe_rows(model, par, kn, comms, h * model.experts + mlp_norm)
     else:
         rows += [
             (_row("mlp_column", _tp_phase(kn.norm + kn.up + kn.act + kn.cast_up, fwd_in, ACTIVATION, par),
@@ -325,13 +336,29 @@ def _moe_rows(model: ModelConfig, par: Parallelism, kn: _Kernels, comms, router_
     else:
         dispatch = combine = _row("moe_permute", Phase(1), Phase(1), 1)
     experts = _row("moe_experts", Phase(_ns(up + act + down)), Phase(_ns(up + 2 * act + down)), _ns(up + down))
+    shared = _shared_expert_row(model, par, kn)
     return [
         (_row("moe_router", _tp_phase(kn.norm + router, fwd_in, ACTIVATION, par),
               _tp_phase(2 * kn.norm + router, bwd_in, ACTIVATION_GRAD, par), _ns(router)), router_params),
+        *([(shared, shared_expert_params(model, t))] if shared else []),
         (dispatch, 0), (experts, 0), (combine, 0),
         (_row("moe_output", _tp_phase(0, fwd_out, ACTIVATION, par), _tp_phase(0, bwd_out, ACTIVATION_GRAD, par), 1),
          0),
     ]  # fmt: skip
+
+
+def _shared_expert_row(model: ModelConfig, par: Parallelism, kn: _Kernels) -> Layer | None:
+    """The shared expert: a dense MLP on every token of the rank, computed in line with the routed
+    path (Megatron-Core without --moe-shared-expert-overlap); its input and output share the MoE
+    layer's TP collectives."""
+    if not model.shared_expert_ffn:
+        return None
+    tokens, fs, h, t = par.mbs * par.seq // par.cp, model.shared_expert_ffn, model.hidden, par.tp
+    gpu, prec = kn.gpu, "fp8" if par.precision == "fp8" else "bf16"
+    up = gpu.gemm_s(tokens, (2 if model.gated_mlp else 1) * fs / t, h, prec)
+    down = gpu.gemm_s(tokens, h, fs / t, prec)
+    act = gpu.stream_s(tokens * fs / t * 2 * (3 if model.gated_mlp else 2))
+    return _row("moe_shared_expert", Phase(_ns(up + act + down)), Phase(_ns(up + 2 * act + down)), _ns(up + down))
 
 
 def _micro_batch(model: ModelConfig, par: Parallelism, gpu: GpuCompute, shape: StageShape) -> list[tuple[Layer, int]]:

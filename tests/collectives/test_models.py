@@ -79,3 +79,20 @@ def test_rooted_chain_moves_the_whole_buffer_once_per_edge(fat, op):
     assert collective_time(op, n, S, g.bandwidth, g.step_latency) == pytest.approx(want)
     assert row["time_us"] * 1e-6 == pytest.approx(want, rel=0.01)
     assert row["busbw_GBps"] == pytest.approx(row["algbw_GBps"])
+
+
+def test_closed_form_alltoall_is_bound_by_the_nic_share_not_the_ring():
+    # 16 ranks on two HGX servers (8 GPUs each, one 400 Gbps NIC per GPU): each rank sends 7/16 of
+    # its buffer over NVLink and 8/16 through its NIC; the NIC share decides. A ring's bandwidth
+    # (8 NICs per server crossing) would make it several times too fast; the flow model, which puts
+    # every pair's flow on the fabric, must agree with the closed form.
+    hgx = load_topology(REPO / "topologies/hgx_h100_512.yaml")
+    ranks, S = list(range(16)), 2**30
+    closed = ClosedFormModel(hgx)
+    g = closed.placement(ranks)
+    want = 15 * g.step_latency + max(7 / 16 * S / hgx.nvlink_bandwidth, 8 / 16 * S / 50e9)
+    assert closed.time_ns("alltoall", g, S) * 1e-9 == pytest.approx(want, rel=1e-9)
+    flow = FlowModel(hgx)
+    flow.collective("alltoall", [ranks], S)
+    flow.env.run()
+    assert flow.env.now == pytest.approx(want, rel=0.05)

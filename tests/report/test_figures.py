@@ -258,3 +258,10 @@ def test_study_engine_runs_and_marks_the_hardware(tmp_path):
     _png_ok(out / "engine.png")
     bad = CliRunner().invoke(main, ["study", "engine", "--profile", "lz4-gpu", "--out", str(tmp_path / "b")])
     assert bad.exit_code == 2 and "not an in-NIC profile" in bad.output
+
+
+def test_study_dlrm_plot(tmp_path):
+    png = tmp_path / "d.png"
+    r = CliRunner().invoke(main, ["study", "dlrm", "--plot", str(png), "--json"])
+    assert r.exit_code == 0, r.output
+    _png_ok(png)

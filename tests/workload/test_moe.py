@@ -123,3 +123,24 @@ def test_dlrm_refuses_transformer_options_instead_of_dropping_them(flag):
     r = CliRunner().invoke(main, ["run", topo, "--model", "dlrm", "--backend", "analytical", *flag])
     assert r.exit_code == 2
     assert r.output.strip().splitlines()[-1].startswith(f"netsim: error: {flag[0]}: does not apply to a DLRM preset")
+
+
+@pytest.mark.parametrize("name", ["qwen2-57b-a14b", "deepseek-v3-like"])
+def test_shared_expert_presets_count_their_shared_expert(name):
+    # A shared expert is a dense SwiGLU MLP every token passes through: 3 x hidden x its size
+    # parameters per layer (TP-sharded), reduced with the non-expert gradients over DP; the routed
+    # experts keep their own expert-DP bytes.
+    from netsim.workload.megatron import layer_params, shared_expert_params
+
+    m = resolve_model(name)
+    par = resolve_parallelism(m, 512)
+    assert shared_expert_params(m, par.tp) == 3 * m.hidden * m.shared_expert_ffn // par.tp
+    prog = build_megatron(m, par, gpu_compute("H100")).stages[1]
+    shared = [x for x in prog.layers if x.name == "moe_shared_expert"]
+    assert len(shared) == sum(1 for x in prog.layers if x.name == "attention_column") > 0
+    assert shared[0].fwd.compute_ns > 0 and shared[0].fwd.collective is None
+    dense = sum(c.bytes for c in prog.buckets.values() if c.group != DP_EP)
+    layers = len(shared)
+    grad_bytes = 4  # fp32 reduce-scatter of bf16 training (Megatron's main_grad)
+    assert dense >= layers * grad_bytes * layer_params(m, par.tp)
+    assert layer_params(m, par.tp) > shared_expert_params(m, par.tp) + m.hidden * m.experts
