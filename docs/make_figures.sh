@@ -21,7 +21,7 @@ cp "$out/gemini/effective_training_time.png" docs/img/gemini_effective_training_
 cp "$out/gemini/recovery_probability.png" docs/img/gemini_recovery_probability.png
 netsim study libra --out "$out/libra" > /dev/null
 cp "$out/libra/libra_speedup.png" docs/img/libra_speedup.png
-netsim study cluster --out "$out/cluster" --workers "$w" > /dev/null
+netsim study cluster --out "$out/cluster" --workers "$w" --server-cost 300000 > /dev/null
 cp "$out/cluster/cluster_knobs.png" docs/img/cluster_knobs.png
 netsim study breakeven topologies/fat_tree_512.yaml --model 7B --codec docs/examples/gpu-100-250.yaml \
   --out "$out/breakeven" > /dev/null
