@@ -214,12 +214,12 @@ def _kernels(model: ModelConfig, par: Parallelism, gpu: GpuCompute) -> _Kernels:
     tokens = b * par.seq // par.cp
     k = h // model.heads
     q, kvd, f = k * model.heads, k * model.kv, model.ffn
-    gated = 2 if model.gated_mlp else 1
     prec = "fp8" if par.precision == "fp8" else "bf16"
     # Elementwise work runs on the rank's sequence shard under SP, on the whole sequence without.
     elem_h = tokens * h / (t if par.sp else 1)
     core = 4 * b * (par.seq // par.cp) * par.seq * q / t * 0.5  # causal: half the scores
     cast = (lambda n: gpu.stream_s(FP8_CAST_BYTES * tokens * n)) if prec == "fp8" else (lambda n: 0.0)
+    up, act, down = _mlp_s(gpu, model, tokens, f, t, prec)
     return _Kernels(
         gpu=gpu,
         norm=gpu.stream_s(elem_h * (2 + 2 + 7)),  # norm read + write, bias-dropout-add read 2 write 1 + mask
@@ -227,11 +227,22 @@ def _kernels(model: ModelConfig, par: Parallelism, gpu: GpuCompute) -> _Kernels:
         core_fwd=gpu.attention_s(core),
         core_bwd=gpu.attention_s(2.5 * core),
         proj=gpu.gemm_s(tokens, h, q / t, prec),
-        up=gpu.gemm_s(tokens, gated * f / t, h, prec),
-        act=gpu.stream_s(tokens * f / t * 2 * (3 if model.gated_mlp else 2)),
-        down=gpu.gemm_s(tokens, h, f / t, prec),
+        up=up, act=act, down=down,
         cast_qkv=cast(h), cast_proj=cast(q / t), cast_up=cast(h), cast_down=cast(f / t),
     )  # fmt: skip
+
+
+def _mlp_s(
+    gpu: GpuCompute, model: ModelConfig, tokens: float, f: int, t: int, prec: str, count: int = 1
+) -> tuple[float, float, float]:
+    """Seconds of an MLP of intermediate size f (TP-sharded over t) on `tokens` rows, split over
+    `count` equal GEMMs (a rank's local experts): the up (and gate) projection, the activation's
+    memory traffic, the down projection. Dense layers, routed experts and shared experts share it."""
+    m = tokens / count if count > 1 else tokens
+    up = gpu.gemm_s(m, (2 if model.gated_mlp else 1) * f / t, model.hidden, prec, count=count)
+    act = gpu.stream_s(tokens * f / t * 2 * (3 if model.gated_mlp else 2))
+    down = gpu.gemm_s(m, model.hidden, f / t, prec, count=count)
+    return up, act, down
 
 
 def _tp_comms(par: Parallelism, size: int) -> tuple[Comm, Comm, Comm, Comm]:
@@ -322,10 +333,7 @@ def _moe_rows(model: ModelConfig, par: Parallelism, kn: _Kernels, comms, router_
     routed = tokens * load  # token copies the busiest EP rank's experts process
     local = model.experts // par.ep
     gpu, prec = kn.gpu, "fp8" if par.precision == "fp8" else "bf16"
-    m = routed / local  # rows of each local expert's GEMM
-    up = gpu.gemm_s(m, (2 if model.gated_mlp else 1) * f / t, h, prec, count=local)
-    down = gpu.gemm_s(m, h, f / t, prec, count=local)
-    act = gpu.stream_s(routed * f / t * 2 * (3 if model.gated_mlp else 2))
+    up, act, down = _mlp_s(gpu, model, routed, f, t, prec, count=local)
     router = gpu.gemm_s(tokens, model.experts, h, "bf16") + gpu.stream_s(tokens * model.experts * 4 * 3)
     a2a = int(tokens * h * 2 * model.top_k * (model.capacity_factor or 1.0) * (1 + model.moe_imbalance))
     if par.ep > 1:
@@ -353,11 +361,8 @@ def _shared_expert_row(model: ModelConfig, par: Parallelism, kn: _Kernels) -> La
     layer's TP collectives."""
     if not model.shared_expert_ffn:
         return None
-    tokens, fs, h, t = par.mbs * par.seq // par.cp, model.shared_expert_ffn, model.hidden, par.tp
-    gpu, prec = kn.gpu, "fp8" if par.precision == "fp8" else "bf16"
-    up = gpu.gemm_s(tokens, (2 if model.gated_mlp else 1) * fs / t, h, prec)
-    down = gpu.gemm_s(tokens, h, fs / t, prec)
-    act = gpu.stream_s(tokens * fs / t * 2 * (3 if model.gated_mlp else 2))
+    tokens, prec = par.mbs * par.seq // par.cp, "fp8" if par.precision == "fp8" else "bf16"
+    up, act, down = _mlp_s(kn.gpu, model, tokens, model.shared_expert_ffn, par.tp, prec)
     return _row("moe_shared_expert", Phase(_ns(up + act + down)), Phase(_ns(up + 2 * act + down)), _ns(up + down))
 
 
