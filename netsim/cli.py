@@ -209,6 +209,14 @@ def run(topology, model, workload, as_json, out, trace, force, **opts):
 
 
 FIGURE_FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+
+
+def _check_figure_file(path: str, field: str) -> None:
+    """A figure path matplotlib can write, by its suffix (before any simulation runs)."""
+    if Path(path).suffix.lower() not in FIGURE_FORMATS:
+        raise InputError(f"expected an output file ending in {', '.join(FIGURE_FORMATS)}", where=path, field=field)
+
+
 RUN_OUTPUTS = ("EndToEnd.csv", "result.json", "breakdown.png", "timeline.png", "utilisation.png")
 
 
@@ -519,8 +527,7 @@ def plot(results, x, y, hue, col, output, y_unit, logx, logy):
     """Plot a results table (CSV or Parquet from a sweep)."""
     from netsim.report.plots import plot_results
 
-    if Path(output).suffix.lower() not in FIGURE_FORMATS:
-        raise InputError(f"expected an output file ending in {', '.join(FIGURE_FORMATS)}", where=output, field="-o")
+    _check_figure_file(output, "-o")
     plot_results(results, x, y, hue, col, output, y_unit=y_unit, logx=logx, logy=logy)
     click.echo(f"wrote {output}")
 
@@ -534,7 +541,7 @@ def _parse_ranks(spec: str, gpus: int) -> list[int]:
             ranks = [int(x) for x in spec.split(",")]
         elif "-" in spec:
             a, b = (int(x) for x in spec.split("-"))
-            ranks = list(range(a, min(b, gpus) + 1)) if b < gpus else [b]  # [b]: out of range below
+            ranks = list(range(a, b + 1)) if b < gpus else [b]  # [b]: out of range below, without building it
         else:
             ranks = list(range(min(int(spec), gpus + 1)))  # a count above the GPUs is refused below
     except ValueError:
@@ -861,13 +868,13 @@ def study_dlrm(topology, bandwidths, as_json, plot_file):
     from netsim.report.dlrm_study import BANDWIDTHS_GBPS, study, to_dicts
     from netsim.resources import TOPOLOGIES
 
+    if plot_file:
+        _check_figure_file(plot_file, "--plot")
     topo = load_topology(topology or TOPOLOGIES / "fat_tree_512.yaml")
     rows = study(topo, bandwidths=tuple(bandwidths) or BANDWIDTHS_GBPS)
     if plot_file:
         from netsim.report.dlrm_study import plot_speedups
 
-        if Path(plot_file).suffix.lower() not in FIGURE_FORMATS:
-            raise InputError(f"expected a file ending in {', '.join(FIGURE_FORMATS)}", where=plot_file, field="--plot")
         plot_speedups(topo, plot_file)
     if as_json:
         click.echo(json_out.dumps(to_dicts(rows)))
