@@ -18,6 +18,7 @@ CASES = [
     ("GPT-175B, 512 GPUs, hgx_h100_512", ["topologies/hgx_h100_512.yaml", "--model", "175B"]),
     ("GPT-175B, 512 GPUs, fat_tree_512", ["topologies/fat_tree_512.yaml", "--model", "175B"]),
     ("Llama-3 405B, 512 GPUs, hgx_h100_512", ["topologies/hgx_h100_512.yaml", "--model", "405B"]),
+    ("Mixtral 8x7B (EP8), 512 GPUs, hgx_h100_512", ["topologies/hgx_h100_512.yaml", "--model", "mixtral-8x7b"]),
     (
         "Llama-3 405B, 16,384 GPUs, fat-tree k=48 (gbs 2048)",
         ["bench/fat_tree_16384.yaml", "--model", "405B", "--gbs", "2048"],

@@ -224,7 +224,8 @@ def link_report(model: FlowModel, duration: float, top: int = 5) -> dict:
     for i, name in enumerate(net.tier_name):
         tiers.setdefault(name, []).append(u[i])
     util = {name: {"mean": float(np.mean(v)), "max": float(np.max(v))} for name, v in sorted(tiers.items())}
-    order = np.argsort(-u)[:top]
+    # Equal loads tie by link id: a utilisation is a sum of floats, equal only to ~1e-13.
+    order = np.lexsort((np.arange(u.size), -np.round(u, 9)))[:top]
     busiest = [
         {"link": f"{net.ends[i][0]}->{net.ends[i][1]}", "tier": net.tier_name[i], "utilization": float(u[i])}
         for i in order

@@ -17,6 +17,7 @@ from collections.abc import Callable
 import numpy as np
 import simpy
 
+from netsim.network import maxmin
 from netsim.network.maxmin import max_min_rates, priority_max_min_rates
 
 DONE_TIME = 1e-12  # a flow with under a picosecond of transfer left is done
@@ -182,12 +183,14 @@ class FluidNetwork:
         dt = self.env.now - self.last_t
         if dt > 0 and self.n_active:
             idx = np.flatnonzero(self.active)
-            moved = self.rate[idx] * dt
-            self.remaining[idx] -= moved
-            self.link_bytes += np.bincount(
-                self.paths[idx].ravel(), weights=np.repeat(moved * self.weight[idx], self.H), minlength=self.L
-            )
+            self.remaining[idx] -= self.rate[idx] * dt
         self.last_t = self.env.now
+
+    def _book(self, idx: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Add to `out` the bytes (wire bytes: x weight) each link has carried of flows `idx`."""
+        moved = (self.size[idx] - self.remaining[idx]) * self.weight[idx]
+        np.add.at(out, self.paths[idx].ravel(), np.repeat(moved, self.H))
+        return out
 
     def _solve_now(self, _ev=None) -> None:
         self.pending = False
@@ -198,6 +201,9 @@ class FluidNetwork:
             done = (left <= np.maximum(self.rate[idx], 1.0) * DONE_TIME) | (left <= 1e-9 * self.size[idx])
             if done.any():
                 fin = idx[done]
+                # Carried bytes are booked when a flow ends, not on every event (issue #18: a
+                # bincount over every active flow per event was 10 % of a 512-GPU run).
+                self._book(fin, self.link_bytes)
                 self.active[fin] = False
                 self.n_active -= fin.size
                 self.free.extend(fin.tolist())
@@ -235,22 +241,24 @@ class FluidNetwork:
     def _memo_max_min(self, idx: np.ndarray) -> np.ndarray:
         """Max-min rates, reused when the same set of flows (paths, caps, weights) was solved before:
         training repeats its collectives every micro-batch, so most solves repeat (issue #18: 81 %
-        on 175B/512). Flows are put in a canonical order first (sorted by path, cap and weight) and
-        every solve runs in that order, so a reused solution is bit-identical to a fresh one. (Two
-        different flows whose row ids collide keep their given order: at worst a missed reuse.)"""
-        paths, caps, w = self.paths[idx], self.caps[idx], self.weight[idx]
-        order = np.argsort(_row_ids(paths, caps, w), kind="stable")
-        paths, caps, w = paths[order], caps[order], w[order]
-        # A 128-bit digest, not the arrays: at 16K GPUs the arrays would hold hundreds of MB.
-        h = hashlib.blake2b(paths.tobytes(), digest_size=16)
-        h.update(caps.tobytes())
-        h.update(w.tobytes())
+        on 175B/512). Flows are put in a canonical order first (sorted by a 64-bit id of path, cap
+        and weight) and every solve runs in that order, so a reused solution is bit-identical to a
+        fresh one. The set is named by its flows' two independent 64-bit ids in that order (a
+        128-bit digest of them: at 16K GPUs the arrays would hold hundreds of MB, and hashing every
+        hop cost more than the compiled solve), so two sets are confused only if some flow's pair
+        of ids collides (~2^-128). Flows whose first ids collide keep their given order."""
+        ids, ids2 = _flow_ids(self.paths, self.caps, self.weight, idx)
+        order = np.argsort(ids, kind="stable")
+        h = hashlib.blake2b(ids[order].tobytes(), digest_size=16)
+        h.update(ids2[order].tobytes())
         key = h.digest()
         rates = self._memo.get(key) if self.memoise else None
         if rates is None:
             if len(self._memo) >= MEMO_ENTRIES:
                 self._memo.clear()
-            rates = self._memo[key] = max_min_rates(paths, self.capacity, caps, w)
+            rows = idx[order]
+            rates = max_min_rates(self.paths[rows], self.capacity, self.caps[rows], self.weight[rows])
+            self._memo[key] = rates
         else:
             self.memo_hits += 1
         out = np.empty_like(rates)
@@ -264,20 +272,37 @@ class FluidNetwork:
     def utilisation(self, duration: float) -> np.ndarray:
         """Mean utilisation of every link over `duration` seconds."""
         self._advance()
+        carried = self._book(np.flatnonzero(self.active), self.link_bytes.copy())
         with np.errstate(divide="ignore", invalid="ignore"):
-            u = self.link_bytes / (self.capacity * duration)
+            u = carried / (self.capacity * duration)
         u[~np.isfinite(u)] = 0.0
         return u
 
 
 @functools.cache
-def _row_mix(width: int) -> np.ndarray:
-    return np.random.default_rng(18).integers(1, 2**63, size=width, dtype=np.uint64) | np.uint64(1)
+def _row_mix(width: int, seed: int = 18) -> np.ndarray:
+    return np.random.default_rng(seed).integers(1, 2**63, size=width, dtype=np.uint64) | np.uint64(1)
 
 
-def _row_ids(paths: np.ndarray, caps: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """A 64-bit id per flow from its path, cap and weight (a fixed odd multiplier per column,
-    summed with wrap-around): one sort key instead of a lexicographic sort over every hop."""
-    cols = np.concatenate([paths.astype(np.uint64), caps.view(np.uint64)[:, None], w.view(np.uint64)[:, None]], axis=1)
+def _flow_ids(paths: np.ndarray, caps: np.ndarray, w: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two independent 64-bit ids per flow `idx` from its path, cap and weight (fixed odd
+    multipliers per column, summed with wrap-around; the second mixed further, so it is not
+    linear in the columns): one sort key instead of a lexicographic sort over every hop."""
+    width = paths.shape[1] + 2
+    kernel = maxmin.KERNEL.compiled
+    if kernel is not None:
+        return kernel.row_ids(paths, caps, w, idx, _row_mix(width), _row_mix(width, 19))
+    cols = np.concatenate(
+        [paths[idx].astype(np.uint64), caps[idx].view(np.uint64)[:, None], w[idx].view(np.uint64)[:, None]], axis=1
+    )
     with np.errstate(over="ignore"):
-        return (cols * _row_mix(cols.shape[1])).sum(axis=1, dtype=np.uint64)
+        ids = (cols * _row_mix(width)).sum(axis=1, dtype=np.uint64)
+        return ids, _finalise((cols * _row_mix(width, 19)).sum(axis=1, dtype=np.uint64))
+
+
+def _finalise(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser (maxmin_kernel.row_ids applies the same)."""
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))

@@ -10,9 +10,50 @@ on every link it crosses (wire bytes of a compressed flow). Knows nothing about 
 
 from __future__ import annotations
 
+import importlib.util
+import os
+
 import numpy as np
 
+from netsim.errors import InputError
+
 EPS = 1e-9
+# NETSIM_SOLVER: "auto" (default: the compiled kernel once this process has water-filled
+# COMPILE_AFTER flows, so a short run never pays Numba's start-up), "numpy", or "compiled".
+SOLVER_ENV = "NETSIM_SOLVER"
+COMPILE_AFTER = 200_000
+
+
+class _Kernel:
+    """Which water-filling runs: numpy, or maxmin_kernel's compiled copy (bit-identical rates).
+    The switch counts flows, not seconds, so the same run switches at the same solve."""
+
+    def __init__(self) -> None:
+        self.flows = 0
+        self.compiled = None
+
+    def choose(self, flows: int):
+        mode = os.environ.get(SOLVER_ENV, "auto")
+        if mode not in ("auto", "numpy", "compiled"):
+            raise InputError(f"expected auto, numpy or compiled, got {mode!r}", where="environment", field=SOLVER_ENV)
+        if mode == "numpy" or (mode == "auto" and not _HAVE_NUMBA):
+            return None
+        self.flows += flows
+        if mode == "auto" and self.compiled is None and self.flows < COMPILE_AFTER:
+            return None
+        if self.compiled is None:
+            if not _HAVE_NUMBA:
+                raise InputError(
+                    "compiled needs Numba: pip install -e '.[fast]'", where="environment", field=SOLVER_ENV
+                )
+            from netsim.network import maxmin_kernel
+
+            self.compiled = maxmin_kernel
+        return self.compiled
+
+
+_HAVE_NUMBA = importlib.util.find_spec("numba") is not None
+KERNEL = _Kernel()
 
 
 def max_min_rates(
@@ -31,6 +72,11 @@ def max_min_rates(
         return np.zeros(F)
     # Water-fill only over the links these flows use (renumbered; the dummy stays last): a round
     # then costs O(links in use), not O(links in the fabric) (issue #18: 16K GPUs, 45 s -> 6 s).
+    kernel = KERNEL.choose(F)
+    if kernel is not None:
+        w = np.ones(F) if weights is None else np.asarray(weights, dtype=float)
+        cap = np.full(F, np.inf) if caps is None else np.asarray(caps, dtype=float)
+        return kernel.max_min_rates(paths, capacity, cap, w)
     used_links, inv = np.unique(paths, return_inverse=True)
     dummy_id = capacity.shape[0] - 1
     if used_links[-1] != dummy_id:
