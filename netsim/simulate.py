@@ -170,7 +170,10 @@ def run(spec: RunSpec, progress: Callable[[int, int], None] | None = None) -> Ru
         "topology": topo.summary(), "backend": spec.backend, "mode": spec.mode, "network": spec.network,
         "compression": spec.compression or "none",
     }  # fmt: skip
-    job = Job(topo=topo, ideal=spec.network == "ideal", fidelity=spec.fidelity, codec=codec, progress=progress)
+    job = Job(topo=topo, ideal=spec.network == "ideal", fidelity=spec.fidelity, codec=codec, progress=progress,
+              alltoall=spec.alltoall)  # fmt: skip
+    if spec.alltoall != "pxn":
+        config["alltoall"] = spec.alltoall
     if spec.checkpoint != "none":
         job.checkpoint = CheckpointPlan(
             mode=spec.checkpoint, every=spec.checkpoint_every, replicas=spec.replicas, placement=spec.placement,

@@ -158,7 +158,7 @@ class FlowModel:
     def __init__(
         self, topo: Topology, ideal: bool = False, fidelity: str = "macro", spray: bool = False,
         codec: NicCodec | None = None, packet: bool = False, send_lat: float | None = None,
-        payload: int | None = None, window: bool = False,
+        payload: int | None = None, window: bool = False, alltoall: str = "pxn",
     ):  # fmt: skip
         self.env = simpy.Environment()
         self.net = compile_network(topo)
@@ -176,13 +176,15 @@ class FlowModel:
             # SimAI's packet backend: its own ring order, a new source port per flow, NVLink as links.
             ring_style="simai" if packet else ("bidirectional" if topo.dims else "nccl"),
             port_policy="flow" if packet else "connection",
-            nvlink_closed_form=not packet,
+            nvlink_closed_form=not packet, alltoall=alltoall,
         )  # fmt: skip
         self.codec = codec
 
-    def collective(self, op, groups, size, traffic="default", kind="DP", done=None, algo="ring") -> simpy.Event:
+    def collective(
+        self, op, groups, size, traffic="default", kind="DP", done=None, algo="ring", shares=None
+    ) -> simpy.Event:
         ev = done if done is not None else self.env.event()
-        self.coll.run(op, groups, size, ev.succeed, algo=algo, traffic=traffic, kind=kind)
+        self.coll.run(op, groups, size, ev.succeed, algo=algo, traffic=traffic, kind=kind, shares=shares)
         return ev
 
     def send(self, pairs, size, traffic="default", kind="PP", done=None) -> simpy.Event:

@@ -24,7 +24,7 @@ from netsim.network.fluid import FluidNetwork
 from netsim.network.packet_timing import PacketTiming
 from netsim.network.routing import CompiledNetwork
 
-ALGOS = ("ring", "tree", "hierarchical", "auto")
+ALGOS = ("ring", "tree", "hierarchical", "direct", "auto")
 
 
 class Join:
@@ -66,8 +66,12 @@ class CollectiveEngine:
         port_policy: str = "connection",
         codec: NicCodec | None = None,
         timing: PacketTiming | None = None,
+        alltoall: str = "pxn",
     ):
         self.env, self.fluid, self.net = env, fluid, net
+        # All-to-all: "pxn" (NCCL's default, NCCL_P2P_PXN_LEVEL=2: NVLink to the destination's rail,
+        # then that rail) or "direct" (one flow per pair); `run(algo=...)` overrides it per call.
+        self.alltoall = alltoall
         self.alpha = alpha
         self.fidelity = fidelity
         self.ideal = ideal
@@ -172,8 +176,11 @@ class CollectiveEngine:
         algo: str = "ring",
         traffic: str = "default",
         kind: str = "DP",
+        shares: list[float] | None = None,
     ) -> None:
-        """Run `op` of `size` bytes (SimAI convention) on every group at once; on_done when all finish."""
+        """Run `op` of `size` bytes (SimAI convention) on every group at once; on_done when all finish.
+        `shares` (all-to-all only): the fraction of each rank's buffer sent to each group member, in
+        group order (default 1/n each)."""
         groups = [g for g in groups if len(g) > 1 or op == SENDRECV]
         if not groups or size <= 0:
             self._after(0.0, on_done)
@@ -187,7 +194,7 @@ class CollectiveEngine:
         if self.net.topo.dims and op in (ALLREDUCE, ALLGATHER, REDUCESCATTER):
             self._dimension_phases(op, groups, size, on_done, traffic, kind)
             return
-        self._run_flat(op, groups, size, on_done, algo, traffic, kind)
+        self._run_flat(op, groups, size, on_done, algo, traffic, kind, shares)
 
     def fixed_time(self, op: str, groups: list[list[int]], size: float) -> float | None:
         """Seconds `run` would take without putting flows on the network (no group, ideal, or an
@@ -199,7 +206,7 @@ class CollectiveEngine:
             return self._nvlink_time(op, len(groups[0]), size)
         return None
 
-    def _run_flat(self, op, groups, size, on_done, algo="ring", traffic="default", kind="DP") -> None:
+    def _run_flat(self, op, groups, size, on_done, algo="ring", traffic="default", kind="DP", shares=None) -> None:
         """One level of algorithm: batched rings, batched pairs, or per-group algorithms."""
         groups = [g for g in groups if len(g) > 1 or op == SENDRECV]
         if not groups or size <= 0:
@@ -219,7 +226,7 @@ class CollectiveEngine:
             return
         join = Join(len(groups), on_done)
         for g in groups:
-            self._one(op, g, size, join, algo, traffic, kind)
+            self._one(op, g, size, join, algo, traffic, kind, shares)
 
     def _dimension_phases(self, op, groups, size, on_done, traffic, kind) -> None:
         """A multi-dimensional network's hierarchical collective (collectives/multidim.py): per
@@ -241,7 +248,9 @@ class CollectiveEngine:
                 on_done()
                 return
             p_op, subs, p_size = phases[i]
-            self._run_flat(p_op, subs, p_size, lambda: step(i + 1), traffic=traffic, kind=kind)
+            # A fully connected dimension is a direct exchange by definition (LIBRA, ASTRA-sim).
+            algo = "direct" if p_op == ALLTOALL else "ring"
+            self._run_flat(p_op, subs, p_size, lambda: step(i + 1), algo=algo, traffic=traffic, kind=kind)
 
         step(0)
 
@@ -255,13 +264,18 @@ class CollectiveEngine:
         topo = self.net.topo
         return collective_time(op, n, size, topo.nvlink_bandwidth, self.alpha + 2 * topo.nvlink_latency)
 
-    def _one(self, op, ranks, size, done, algo, traffic, kind="DP"):
+    def _one(self, op, ranks, size, done, algo, traffic, kind="DP", shares=None):
         if op == SENDRECV:
             src, dst = ranks
             self._after(self.alpha, lambda: self.send(src, dst, size, done, traffic, kind=kind))
             return
         if op == ALLTOALL:
-            self._alltoall(ranks, size, done, traffic, kind)
+            w = dict(zip(ranks, shares)) if shares is not None else None
+            how = {"hierarchical": "pxn", "direct": "direct"}.get(algo, self.alltoall)
+            if how == "pxn":
+                self._alltoall_pxn(ranks, size, done, traffic, kind, w)
+            else:
+                self._alltoall(ranks, size, done, traffic, kind, w)
             return
         if op in (BROADCAST, REDUCE):
             self._chain(op, ranks, size, done, traffic, kind)
@@ -330,31 +344,35 @@ class CollectiveEngine:
         )
 
     def _pairs_batch(self, pairs, size, done, traffic="default", kind="PP", conn="p2p"):
-        """Concurrent point-to-point flows of `size` bytes, one per (src, dst) pair, as one batch
-        after the start overhead (split over every path when spraying); send/recv and all-to-all."""
+        """Concurrent point-to-point flows of `size` bytes (or a list: one size per pair), one per
+        (src, dst) pair, as one batch after the start overhead (split over every path when
+        spraying); send/recv and all-to-all."""
         key = (conn, tuple(tuple(p) for p in pairs), self.spray)
         plan = self._plans.get(key)
         if plan is None:
             H, pad = self.fluid.H, self.fluid.L - 1
-            rows, fracs, lat = [], [], 0.0
+            rows, fracs, owner, lat = [], [], [], 0.0
             q = self.net.topo.flows_per_pair
-            for a, b in pairs:
+            for i, (a, b) in enumerate(pairs):
                 for k in range(q):
                     routes = self.net.all_routes(a, b) if self.spray else [self._conn_route(a, b, (conn, k))]
                     for links in routes:
                         rows.append(list(links) + [pad] * (H - len(links)))
                         fracs.append(1.0 / len(routes) / q)
+                        owner.append(i)
                         lat = max(lat, self.net.path_latency(links))
-            plan = self._plans[key] = (np.array(rows, dtype=np.int64), np.array(fracs), lat)
-        paths, fracs, lat = plan
-        sizes = fracs * float(size)
+            plan = (np.array(rows, dtype=np.int64), np.array(fracs), np.array(owner, dtype=np.int64), lat)
+            self._plans[key] = plan
+        paths, fracs, owner, lat = plan
+        per_pair = np.asarray(size, dtype=float)
+        sizes = fracs * (per_pair[owner] if per_pair.ndim else float(size))
         c = self._codec(traffic, kind)
         if c is None:
             self._after(self.alpha, lambda: self.fluid.start_batch(paths, sizes, done, delay=lat))
             return
         r = c.ratio(traffic)
         w = np.full(len(sizes), r)
-        sent = size * sum(1 for a, _b in pairs if a == pairs[0][0])  # bytes one rank sends
+        sent = _busiest_sender(pairs, size)
         if c.pipelined:
             c.acct.add(traffic, sent, sent * r, 0.0)
             caps = c.engine_rate() * fracs
@@ -399,16 +417,47 @@ class CollectiveEngine:
             for r in ring:
                 step(r, 0)
 
-    def _alltoall(self, ranks, size, done, traffic, kind="DP"):
-        """Direct all-to-all: n(n-1) concurrent flows of S/n."""
-        n = len(ranks)
+    def _alltoall(self, ranks, size, done, traffic, kind, share: dict[int, float] | None):
+        """Direct all-to-all: n(n-1) concurrent flows, S/n (or S x share[b]) from every a to every b."""
         pairs = [(a, b) for a in ranks for b in ranks if a != b]
+        sizes = [size * share[b] for _a, b in pairs] if share is not None else size / len(ranks)
         if self.timing is None:
-            self._pairs_batch(pairs, size / n, done, traffic, kind, conn="a2a")
+            self._pairs_batch(pairs, sizes, done, traffic, kind, conn="a2a")
             return
         join = Join(len(pairs), done)
-        for a, b in pairs:
-            self._after(self.alpha, lambda a=a, b=b: self.send(a, b, size / n, join, traffic, kind=kind))
+        each = sizes if isinstance(sizes, list) else [sizes] * len(pairs)
+        for (a, b), s in zip(pairs, each):
+            self._after(self.alpha, lambda a=a, b=b, s=s: self.send(a, b, s, join, traffic, kind=kind))
+
+    def _alltoall_pxn(self, ranks, size, done, traffic, kind, share: dict[int, float] | None):
+        """NCCL's PXN all-to-all: rank (a, i) hands everything bound for local index j on any server
+        to its NVLink peer (a, j), which sends it on its own NIC to (b, j): every inter-server byte
+        stays on one rail (no spine on a rail-optimized fabric) in k x fewer, larger flows. The two
+        hops are pipelined in chunks in NCCL, so they run as concurrent macro flows here (as a
+        ring's steps do). Needs several ranks per server and the same local indices on every
+        server; otherwise (and in packet replay: SimAI's ns-3 sends direct) it is the direct one."""
+        g = self.gps
+        servers = server_groups(ranks, g)
+        locals_ = [[r % g for r in s] for s in servers]
+        one_level = len(servers) == 1 or len(servers[0]) == 1
+        if one_level or any(li != locals_[0] for li in locals_) or self.timing is not None:
+            self._alltoall(ranks, size, done, traffic, kind, share)
+            return
+        if share is None:
+            share = {r: 1.0 / len(ranks) for r in ranks}
+        nvl, rail = [], []
+        for srv in servers:
+            for a in srv:
+                for b in srv:
+                    if a != b:  # a's data for b's rail: b's own chunk and every other server's peer of b
+                        nvl.append(((a, b), size * sum(share[s[srv.index(b)]] for s in servers)))
+            for j, a in enumerate(srv):
+                for other in servers:
+                    if other is not srv:  # (a, j) -> (b, j) carries all k local ranks' chunks for (b, j)
+                        rail.append(((a, other[j]), len(srv) * size * share[other[j]]))
+        join = Join(2, done)
+        for part, conn in ((nvl, "pxn-nvlink"), (rail, "pxn-rail")):
+            self._pairs_batch([p for p, _s in part], [s for _p, s in part], join, traffic, kind, conn=conn)
 
     def _chain(self, op, ranks, size, done, traffic, kind="DP"):
         """NCCL's rooted ring (broadcast from / reduce to ranks[0]): per channel the ring opened at
@@ -461,3 +510,13 @@ class CollectiveEngine:
 def _rotate_to(ring: list[int], root: int) -> list[int]:
     i = ring.index(root)
     return ring[i:] + ring[:i]
+
+
+def _busiest_sender(pairs, size) -> float:
+    """Bytes the busiest source of `pairs` sends (size: one for all pairs, or one per pair)."""
+    if not isinstance(size, list):
+        return size * sum(1 for a, _b in pairs if a == pairs[0][0])
+    out: dict[int, float] = defaultdict(float)
+    for (a, _b), s in zip(pairs, size):
+        out[a] += s
+    return max(out.values())

@@ -12,7 +12,8 @@ from netsim.config.quantities import Bandwidth, Size, Time
 from netsim.errors import InputError
 from netsim.resources import CALIBRATION
 
-CLASSES = ("gradient", "activation", "activation_grad", "parameter", "optimizer_state", "default")
+# `embedding`: DLRM's pooled embeddings in the forward all-to-all (workload/dlrm.py).
+CLASSES = ("gradient", "activation", "activation_grad", "parameter", "optimizer_state", "embedding", "default")
 GROUPS = ("dp", "tp", "pp", "ep")
 
 
@@ -27,26 +28,61 @@ class Ratios(BaseModel):
     activation_grad: float | None = Field(None, gt=0)
     parameter: float | None = Field(None, gt=0)
     optimizer_state: float | None = Field(None, gt=0)
+    embedding: float | None = Field(None, gt=0)
 
     def of(self, traffic: str) -> float:
         v = getattr(self, traffic, None) if traffic in CLASSES else None
         return self.default if v is None else v
 
 
-class Lossy(BaseModel):
-    """Error-bounded quantisation before the lossless encoder (DLRM, reference/peers.md section 4):
-    values become int8/int16 codes (ratio 8/32 or 16/32 of fp32, 8/16 or 16/16 of bf16)."""
+class TableBounds(BaseModel):
+    """The DLRM paper's table-wise level: tables tagged tighten or loosen get their own bound."""
 
     model_config = ConfigDict(extra="forbid")
 
-    bits: Literal[8, 16] = 8
-    source_bits: Literal[16, 32] = 32
-    error_bound: float = Field(0.01, gt=0, description="relative to the tensor's value range")
-    quantize_throughput: Bandwidth | None = None
+    count: int = Field(gt=0, le=100_000, description="tables whose slices make up the all-to-all")
+    tighten: float = Field(gt=0, lt=1)
+    loosen: float = Field(gt=0, lt=1)
+    tighten_tables: list[int] = []
+    loosen_tables: list[int] = []
 
-    @property
-    def ratio(self) -> float:
-        return min(1.0, self.bits / self.source_bits)
+    @model_validator(mode="after")
+    def _check(self):
+        for i in [*self.tighten_tables, *self.loosen_tables]:
+            if not 0 <= i < self.count:
+                raise ValueError(f"table {i} is outside 0..{self.count - 1}")
+        if set(self.tighten_tables) & set(self.loosen_tables):
+            raise ValueError("a table cannot be both tightened and loosened")
+        return self
+
+
+class BoundSchedule(BaseModel):
+    """The DLRM paper's iteration-wise level (stage_check): bounds x C early in training."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["step", "linear", "constant"] = "step"
+    multiplier: float = Field(2.0, ge=1, le=1000)
+    early_iterations: int = Field(65_536, gt=0)
+
+
+class Lossy(BaseModel):
+    """Error-bounded quantisation before the lossless encoder (DLRM, reference/peers.md section 4):
+    values become int8/int16 codes (ratio 8/32 or 16/32 of fp32, 8/16 or 16/16 of bf16); with
+    `reference_error_bound` the encoder's ratio follows the bound (network/lossy.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bits: Literal[8, 16, "auto"] = 8
+    source_bits: Literal[16, 32] = 32
+    error_bound: float = Field(0.01, gt=0, lt=1, description="relative to the tensor's value range")
+    reference_error_bound: float | None = Field(None, gt=0, lt=1, description="the bound `ratios` were measured at")
+    min_bits: float = Field(1.0, ge=0, le=16, description="the lossless coder's floor, bits per value")
+    tables: TableBounds | None = None
+    schedule: BoundSchedule | None = None
+    iteration: int = Field(0, ge=0, description="training iteration the run is at (for the schedule)")
+    quantize_throughput: Bandwidth | None = None
+    dequantize_throughput: Bandwidth | None = None
 
 
 class CompressionProfile(BaseModel):

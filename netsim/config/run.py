@@ -31,6 +31,7 @@ class RunSpec(BaseModel):
     mode: Literal["physical", "simai"] = "physical"
     network: Literal["real", "ideal"] = "real"  # "ideal": infinite bandwidth, zero latency
     fidelity: Literal["macro", "chunked"] = "macro"
+    alltoall: Literal["direct", "pxn"] = "pxn"  # the flow backend's all-to-all (NCCL's default: PXN)
     bandwidth: Bandwidth | None = Field(None, gt=0)  # NIC line rate override, bytes/s
     tp: PositiveInt | None = None
     pp: PositiveInt | None = None

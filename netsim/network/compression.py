@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from netsim.config.compression import CompressionProfile, load_profile
+from netsim.network.lossy import code_fraction, wire_ratio
 
 GROUP_OF_KIND = {"TP": "tp", "DP": "dp", "DP_EP": "dp", "EP": "ep", "PP": "pp"}
 
@@ -71,7 +72,7 @@ class NicCodec:
     def ratio(self, traffic: str) -> float:
         r = self.p.ratios.of(traffic)
         if self.p.lossy is not None:
-            r *= self.p.lossy.ratio
+            r = wire_ratio(self.p.lossy, r)
         if self.p.raw_fallback:
             r = min(r, 1.0)  # a packet that does not shrink is sent raw
         return r
@@ -83,14 +84,21 @@ class NicCodec:
     def _copies(self, size: float) -> float:
         return self.p.copies_per_side * size / self.p.copy_bandwidth if self.p.copies_per_side else 0.0
 
+    def _encoded(self, size: float) -> float:
+        """Bytes the lossless encoder handles: the codes after a lossy stage, else `size`."""
+        return size * code_fraction(self.p.lossy) if self.p.lossy is not None else size
+
     def compress_s(self, size: float) -> float:
-        t = size / self.p.compress_throughput + self.p.latency + self._copies(size)
+        t = self._encoded(size) / self.p.compress_throughput + self.p.latency + self._copies(size)
         if self.p.lossy is not None and self.p.lossy.quantize_throughput:
             t += size / self.p.lossy.quantize_throughput
         return t
 
     def decompress_s(self, size: float) -> float:
-        return size / self.p.decompress_throughput + self.p.latency + self._copies(size)
+        t = self._encoded(size) / self.p.decompress_throughput + self.p.latency + self._copies(size)
+        if self.p.lossy is not None and self.p.lossy.dequantize_throughput:
+            t += size / self.p.lossy.dequantize_throughput
+        return t
 
     def collective_codec_s(self, op: str, n: int, size: float) -> float:
         """Codec time on a ring's critical path (software codec): per step, the step's chunk."""

@@ -22,7 +22,7 @@ import numpy as np
 from netsim.collectives.bench import bench_collective
 from netsim.collectives.closed_form import bus_factor
 from netsim.collectives.models import ClosedFormModel
-from netsim.config.compression import CompressionProfile, Ratios
+from netsim.config.compression import CLASSES, CompressionProfile, Ratios
 from netsim.network.compression import NicCodec
 from netsim.network.topology import Topology
 from netsim.system import timeline
@@ -83,8 +83,7 @@ def with_codec(p: CompressionProfile, ratio: float | None = None, scale: float =
         "decompress_throughput": p.decompress_throughput * scale,
     }
     if ratio is not None:
-        upd["ratios"] = Ratios(default=ratio, gradient=ratio, activation=ratio, activation_grad=ratio, parameter=ratio,
-                               optimizer_state=ratio)  # fmt: skip
+        upd["ratios"] = Ratios(**dict.fromkeys(CLASSES, ratio))
     if placement is not None:
         upd.update(placement=placement, pipelined=placement == "in-nic", copies_per_side=0)
     return p.model_copy(update=upd)

@@ -35,6 +35,7 @@ class Job:
     dp: int = 1
     ideal: bool = False
     fidelity: str = "macro"
+    alltoall: str = "pxn"  # the flow model's all-to-all: "pxn" (NCCL's default) or "direct"
     schedule: str = "1f1b"
     codec: NicCodec | None = None
     simai_flags: simai_analytical.ClusterFlags | None = None
@@ -55,9 +56,9 @@ class FlowBackend:
 
     def simulate(self, job: Job) -> Breakdown:
         if job.checkpoint is not None and job.checkpoint.mode != "none":
-            kw = {"ideal": job.ideal, "fidelity": job.fidelity, "codec": job.codec}
+            kw = {"ideal": job.ideal, "fidelity": job.fidelity, "codec": job.codec, "alltoall": job.alltoall}
             return CheckpointRun(job.staged, job.par, job.topo, job.checkpoint, **kw).run(job.schedule)
-        model = FlowModel(job.topo, ideal=job.ideal, fidelity=job.fidelity, codec=job.codec)
+        model = FlowModel(job.topo, ideal=job.ideal, fidelity=job.fidelity, codec=job.codec, alltoall=job.alltoall)
         if job.staged is not None:
             return PipelineExecutor(
                 job.staged.stages, job.par, model, schedule=job.schedule, progress=job.progress

@@ -144,3 +144,23 @@ def test_shared_expert_presets_count_their_shared_expert(name):
     grad_bytes = 4  # fp32 reduce-scatter of bf16 training (Megatron's main_grad)
     assert dense >= layers * grad_bytes * layer_params(m, par.tp)
     assert layer_params(m, par.tp) > shared_expert_params(m, par.tp) + m.hidden * m.experts
+
+
+def test_moe_export_writes_the_ep_groups_and_reads_back(tmp_path):
+    from click.testing import CliRunner
+
+    from netsim.cli import main
+    from netsim.workload.simai_file import read_simai_workload, to_program
+
+    out = tmp_path / "mixtral.txt"
+    args = ["export", "simai", "--model", "mixtral-8x7b", "--gpus", "512", "--ep", "4", "--format", "netsim"]
+    r = CliRunner().invoke(main, [*args, "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    prog = to_program(read_simai_workload(out))
+    m = resolve_model("mixtral-8x7b")
+    tokens = 1 * m.seq  # the preset's micro-batch of one sequence
+    a2a = [p for x in prog.layers for p in (x.fwd, x.ig) if p.op == ALLTOALL]
+    assert prog.ep == 4 and a2a and all(p.group == EP and p.bytes == tokens * m.hidden * 2 * m.top_k for p in a2a)
+    assert any(x.wg.group == DP_EP for x in prog.layers)  # expert gradients over the expert-DP group
+    r = CliRunner().invoke(main, [*args[:-2], "-o", str(tmp_path / "aicb.txt")])
+    assert r.exit_code == 2 and "--format" in r.output and not (tmp_path / "aicb.txt").exists()
