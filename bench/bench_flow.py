@@ -23,6 +23,10 @@ CASES = [
         "Llama-3 405B, 16,384 GPUs, fat-tree k=48 (gbs 2048)",
         ["bench/fat_tree_16384.yaml", "--model", "405B", "--gbs", "2048"],
     ),
+    (
+        "Llama-3 405B, 102,400 GPUs, fat-tree k=80 (gbs 12800)",
+        ["bench/fat_tree_102400.yaml", "--model", "405B", "--gbs", "12800"],
+    ),
 ]
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections import Counter
 from collections.abc import Callable
 
 import numpy as np
@@ -29,6 +30,10 @@ class FluidNetwork:
     one completion timer, batched flows that report together, per-link carried bytes."""
 
     memoise = True  # reuse max-min solutions (off only to check that reuse changes nothing)
+    # Re-solve only what changed: a batch whose links carry no other flow is solved alone when it
+    # starts, and its end re-solves nothing when its links are then idle (max-min rates of flows
+    # that share no link are independent). Off only to check that it changes nothing.
+    incremental = True
 
     def __init__(
         self, env: simpy.Environment, capacity: np.ndarray, latency: np.ndarray, max_hops: int = 8, transport=None
@@ -55,6 +60,9 @@ class FluidNetwork:
         self.next_batch = 0
         self._memo: dict[bytes, np.ndarray] = {}
         self.memo_hits = 0
+        self.users = np.zeros(self.L, dtype=np.int64)  # active flows per link (the dummy's count unused)
+        self.dirty = False  # a start or an end touched links other flows use: re-solve everything
+        self.fresh: list[np.ndarray] = []  # slots of batches that started on idle links
 
     def _grow(self, n: int) -> None:
         old = getattr(self, "paths", None)
@@ -165,9 +173,26 @@ class FluidNetwork:
         self.next_batch += 1
         self.batch[slots] = bid
         self.batches[bid] = [B, on_done, delay, on_drain]
+        self._note_start(paths, slots)
         self.n_active += B
         self.flows_started += B
         self._request_solve()
+
+    def _note_start(self, paths: np.ndarray, slots: np.ndarray) -> None:
+        if self.incremental and self.transport is None and not self.prioritised:
+            if self.users[paths[paths != self.L - 1]].any():
+                self.dirty = True
+            else:
+                self.fresh.append(slots)
+        else:
+            self.dirty = True
+        np.add.at(self.users, paths.ravel(), 1)
+
+    def _note_end(self, fin: np.ndarray) -> None:
+        ended = self.paths[fin]
+        np.subtract.at(self.users, ended.ravel(), 1)
+        if self.users[ended[ended != self.L - 1]].any():
+            self.dirty = True
 
     def _later(self, delay: float, fn: Callable[[], None]) -> None:
         ev = self.env.timeout(delay)
@@ -204,11 +229,11 @@ class FluidNetwork:
                 # Carried bytes are booked when a flow ends, not on every event (issue #18: a
                 # bincount over every active flow per event was 10 % of a 512-GPU run).
                 self._book(fin, self.link_bytes)
+                self._note_end(fin)
                 self.active[fin] = False
                 self.n_active -= fin.size
                 self.free.extend(fin.tolist())
-                bids, counts = np.unique(self.batch[fin], return_counts=True)
-                for b, c in zip(bids.tolist(), counts.tolist()):
+                for b, c in sorted(Counter(self.batch[fin].tolist()).items()):
                     entry = self.batches[b]
                     entry[0] -= c
                     if entry[0] == 0:
@@ -219,8 +244,7 @@ class FluidNetwork:
             idx = idx[~done]
         self.gen += 1
         if idx.size:
-            self.rate[idx] = self._rates(idx)
-            self.solves += 1
+            self._resolve(idx)
             with np.errstate(divide="ignore"):
                 eta = (self.remaining[idx] / self.rate[idx]).min()
             gen = self.gen
@@ -228,6 +252,18 @@ class FluidNetwork:
             ev.callbacks.append(lambda _e, g=gen: self._timer(g))
         for fn in self.listeners:
             fn(self.env.now)
+
+    def _resolve(self, idx: np.ndarray) -> None:
+        """New rates for the active flows `idx`: all of them, or only the batches that started on idle links."""
+        if self.dirty or not self.incremental:
+            self.rate[idx] = self._rates(idx)
+            self.solves += 1
+        else:
+            for slots in self.fresh:
+                self.rate[slots] = self._rates(slots)
+                self.solves += 1
+        self.dirty = False
+        self.fresh = []
 
     def _rates(self, idx: np.ndarray) -> np.ndarray:
         if self.transport is not None and not self.prioritised:
@@ -289,7 +325,7 @@ def _flow_ids(paths: np.ndarray, caps: np.ndarray, w: np.ndarray, idx: np.ndarra
     multipliers per column, summed with wrap-around; the second mixed further, so it is not
     linear in the columns): one sort key instead of a lexicographic sort over every hop."""
     width = paths.shape[1] + 2
-    kernel = maxmin.KERNEL.compiled
+    kernel = maxmin.KERNEL.choose(idx.size)  # every solve counts towards the switch, reused or not
     if kernel is not None:
         return kernel.row_ids(paths, caps, w, idx, _row_mix(width), _row_mix(width, 19))
     cols = np.concatenate(

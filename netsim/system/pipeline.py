@@ -60,6 +60,13 @@ def _pass_of(name: str) -> int | None:
     return PASSES.index(kind) if kind in PASSES else None
 
 
+class _Discard(list):
+    """A span list that keeps nothing."""
+
+    def append(self, _item) -> None:
+        pass
+
+
 @dataclass
 class StageStats:
     """Seconds a stage spent per category, its end, its timeline spans and its per-row tallies."""
@@ -75,8 +82,17 @@ class StageStats:
     end: float = 0.0
     spans: list[Span] = field(default_factory=list)
     rows: dict[tuple[int, int], tuple[str, RowTally]] = field(default_factory=dict)  # (chunk, row) -> tally
+    # False: no timeline spans and no per-row tallies (nothing will draw or write them; a PP64 x 512
+    # micro-batch iteration records millions of them).
+    record: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.record:
+            self.spans = _Discard()
 
     def tally(self, key: tuple[int, int] | None, row: str, name: str) -> tuple[RowTally, int] | None:
+        if not self.record:
+            return None
         k = _pass_of(name)
         if key is None or k is None:
             return None
@@ -142,7 +158,11 @@ class StageRunner:
         self.ex, self.i, self.env = ex, i, ex.env
         par, replicas = ex.par, ex.replicas
         self.chunks: list[StageProgram] = [ex.programs[c * par.pp + i] for c in range(ex.chunks)]
-        self.st = StageStats()
+        self.st = StageStats(record=ex.detail)
+        # Phase names per chunk and row, (fwd, ig, wg), built once instead of per micro-batch.
+        self.names = [
+            [tuple(f"{x.name} {p}" for p in ("fwd", "ig", "wg")) for x in prog.layers] for prog in self.chunks
+        ]
         self.tpg = [[par.rank(t, c, d, i) for t in range(par.tp)] for c in range(par.cp) for d in range(replicas)]
         self.cpg = [[par.rank(t, c, d, i) for c in range(par.cp)] for t in range(par.tp) for d in range(replicas)]
         # Gradients and sharded parameters are reduced / gathered over DP x CP (identical weights).
@@ -174,11 +194,12 @@ class StageRunner:
             self.lag += debt
             self.dp.gpu_debt = self.params.gpu_debt = 0.0
         if sec > 0:
-            self.st.spans.append(("compute", name, self.env.now + self.lag, sec, "compute"))
             self.st.compute += sec
-            got = self.st.tally(self.row_key, self.row_name, name)
-            if got is not None:
-                got[0].compute[got[1]] += sec
+            if self.st.record:
+                self.st.spans.append(("compute", name, self.env.now + self.lag, sec, "compute"))
+                got = self.st.tally(self.row_key, self.row_name, name)
+                if got is not None:
+                    got[0].compute[got[1]] += sec
             if name.endswith("recompute ig"):
                 self.st.recompute += sec
             self.lag += sec
@@ -199,7 +220,7 @@ class StageRunner:
             self.st.cp += d
         else:
             self.st.tp += d
-        if d > 0:
+        if d > 0 and self.st.record:
             self.st.spans.append((f"{group} comm", name, t0, d, "collective", _args(c.op, group, c.bytes, d)))
 
     def _fixed(self, c: Collective) -> float | None:
@@ -211,25 +232,37 @@ class StageRunner:
             self._fixed_cache[key] = model.fixed_s(c.op, self._groups(c.group), c.bytes, c.traffic, c.group)
         return self._fixed_cache[key]
 
-    def phase(self, ph: Phase, name: str):
-        """A phase's compute, then its collective; with overlap_chunks the collective starts after
-        the first chunk of compute and only what outlasts the compute is exposed."""
+    def closed(self, ph: Phase, name: str) -> bool:
+        """Run a phase that needs no network Event (no collective, or one in closed form) and say
+        so; False leaves the phase to `networked`. (Most phases of a long pipeline are closed: a
+        plain call, not a generator per phase.) With overlap_chunks the collective starts after
+        the first chunk of compute and only what outlasts the rest of the compute is exposed."""
         c = ph.collective
-        fixed = None if c is None else self._fixed(c)
-        chunks = ph.overlap_chunks if c is not None else 0
-        first = ph.compute_ns / chunks if chunks > 0 else ph.compute_ns
-        if fixed is not None:  # closed form: no Event; exposed = what outlasts the rest of the compute
-            self.compute(first, name)
-            t0 = self.env.now + self.lag
-            exposed = fixed if chunks <= 0 else max(0.0, fixed - (ph.compute_ns - first) * 1e-9)
-            self.compute(ph.compute_ns - first, name)
-            self._charge(c.group, t0, exposed, name, c)
-            self.st.tally_comm(self.row_key, self.row_name, name, exposed, fixed, c, len(self._groups(c.group)[0]))
-            self.lag += exposed
-            return
-        self.compute(first, name)
         if c is None:
-            return
+            self.compute(ph.compute_ns, name)
+            return True
+        fixed = self._fixed(c)
+        if fixed is None:
+            return False
+        chunks = ph.overlap_chunks
+        first = ph.compute_ns / chunks if chunks > 0 else ph.compute_ns
+        self.compute(first, name)
+        t0 = self.env.now + self.lag
+        exposed = fixed if chunks <= 0 else max(0.0, fixed - (ph.compute_ns - first) * 1e-9)
+        self.compute(ph.compute_ns - first, name)
+        self._charge(c.group, t0, exposed, name, c)
+        if self.st.record:
+            self.st.tally_comm(self.row_key, self.row_name, name, exposed, fixed, c, len(self._groups(c.group)[0]))
+        self.lag += exposed
+        return True
+
+    def networked(self, ph: Phase, name: str):
+        """A phase's compute, then its collective on the network (blocking, or pipelined with the
+        compute in overlap_chunks chunks)."""
+        c = ph.collective
+        chunks = ph.overlap_chunks
+        first = ph.compute_ns / chunks if chunks > 0 else ph.compute_ns
+        self.compute(first, name)
         yield from self.flush()
         issued = self.env.now
         ev = self.ex.model.collective(c.op, self._groups(c.group), c.bytes, c.traffic, c.group)
@@ -288,6 +321,7 @@ class StageRunner:
 
     def forward(self, c: int, j: int):
         ex, prog, vs = self.ex, self.chunks[c], c * self.ex.par.pp + self.i
+        names = self.names[c]
         if vs > 0:
             yield from self.wait_recv("fwd", vs, j)
         if prog.gathers and prog.regather:
@@ -297,7 +331,9 @@ class StageRunner:
             if k in prog.gathers:
                 yield from self._wait(self.ready.get((c, k)), "parameter all-gather")
             self.row_key, self.row_name = (c, k), x.name
-            yield from self.phase(x.fwd, f"{x.name} fwd")
+            name = names[k][0]
+            if not self.closed(x.fwd, name):
+                yield from self.networked(x.fwd, name)
         self.row_key = None
         if vs < ex.virtual - 1:
             yield from self.flush()
@@ -305,6 +341,7 @@ class StageRunner:
 
     def backward(self, c: int, j: int):
         ex, prog, vs = self.ex, self.chunks[c], c * self.ex.par.pp + self.i
+        names = self.names[c]
         if vs < ex.virtual - 1:
             yield from self.wait_recv("bwd", vs, j)
         last = j == ex.par.microbatches - 1
@@ -317,8 +354,10 @@ class StageRunner:
             if k in unit_end and prog.regather:
                 yield from self._wait(self.ready.get((c, unit_end[k])), "FSDP all-gather")
             self.row_key, self.row_name = (c, k), x.name
-            yield from self.phase(x.ig, f"{x.name} ig")
-            self.compute(x.wg.compute_ns, f"{x.name} wg")
+            name = names[k][1]
+            if not self.closed(x.ig, name):
+                yield from self.networked(x.ig, name)
+            self.compute(x.wg.compute_ns, names[k][2])
             if last and ex.overlap_grads and k in prog.buckets:
                 yield from self.flush()
                 self.dp.enqueue(prog.buckets[k], f"grads@{x.name}", ex.dp, ((c, k), x.name))
@@ -377,9 +416,10 @@ class PipelineExecutor:
 
     def __init__(
         self, programs: list[StageProgram], par: Parallelism, model: NetworkModel, schedule: str = "1f1b",
-        replicas: int | None = None, progress: Callable[[int, int], None] | None = None,
+        replicas: int | None = None, progress: Callable[[int, int], None] | None = None, detail: bool = True,
     ):  # fmt: skip
         self.programs, self.par, self.model, self.env = programs, par, model, model.env
+        self.detail = detail  # record timeline spans and per-row tallies (trace, figures, EndToEnd.csv)
         self.progress, self.passes_done = progress, 0
         self.chunks = len(programs) // par.pp
         self.virtual = len(programs)

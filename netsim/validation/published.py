@@ -211,7 +211,7 @@ def simulate_case(
     """One iteration of a built case (with another GPU calibration when given)."""
     staged = build_megatron(b.model, b.par, gpu or b.gpu)
     net = FlowModel(b.topo) if backend == "flow" else ClosedFormModel(b.topo)
-    ex = PipelineExecutor(staged.stages, b.par, net, schedule=b.par.schedule, replicas=replicas)
+    ex = PipelineExecutor(staged.stages, b.par, net, schedule=b.par.schedule, replicas=replicas, detail=False)
     return ex.run(), staged
 
 

@@ -17,6 +17,7 @@ Times are integer nanoseconds and sizes integer bytes, as in SimAI files.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 # Operation names, re-exported for the builders.
 from netsim.ops import ALLGATHER as ALLGATHER
@@ -62,7 +63,7 @@ class Phase:
     traffic: str = DEFAULT_CLASS
     overlap_chunks: int = 0
 
-    @property
+    @cached_property  # asked once per phase per micro-batch: a frozen value, built once
     def collective(self) -> Collective | None:
         """The collective a network model runs, or None (no op, an unknown group, or no bytes)."""
         if self.op is None or self.group == NO_GROUP or self.bytes <= 0:
