@@ -26,16 +26,17 @@ COMPILE_AFTER = 200_000
 
 class _Kernel:
     """Which water-filling runs: numpy, or maxmin_kernel's compiled copy (bit-identical rates).
-    The switch counts flows, not seconds, so the same run switches at the same solve."""
+    The switch counts water-filled flows, not seconds, so the same run switches at the same
+    solve. NETSIM_SOLVER is read once, at the first solve."""
 
     def __init__(self) -> None:
         self.flows = 0
         self.compiled = None
+        self.mode: str | None = None
 
     def choose(self, flows: int):
-        mode = os.environ.get(SOLVER_ENV, "auto")
-        if mode not in ("auto", "numpy", "compiled"):
-            raise InputError(f"expected auto, numpy or compiled, got {mode!r}", where="environment", field=SOLVER_ENV)
+        """The kernel for a water-filling of `flows` flows (counted towards the switch)."""
+        mode = self._mode()
         if mode == "numpy" or (mode == "auto" and not _HAVE_NUMBA):
             return None
         self.flows += flows
@@ -50,6 +51,20 @@ class _Kernel:
 
             self.compiled = maxmin_kernel
         return self.compiled
+
+    def current(self):
+        """The kernel chosen so far, counting nothing (for work beside a solve, e.g. its memo key)."""
+        return None if self._mode() == "numpy" else self.compiled
+
+    def _mode(self) -> str:
+        if self.mode is None:
+            mode = os.environ.get(SOLVER_ENV, "auto")
+            if mode not in ("auto", "numpy", "compiled"):
+                raise InputError(
+                    f"expected auto, numpy or compiled, got {mode!r}", where="environment", field=SOLVER_ENV
+                )
+            self.mode = mode
+        return self.mode
 
 
 _HAVE_NUMBA = importlib.util.find_spec("numba") is not None
