@@ -94,6 +94,11 @@ def _training_options(f):
             click.option(
                 "--ep", type=click.IntRange(min=1), help="expert-parallel size (--expert-model-parallel-size)"
             ),
+            click.option(
+                "--etp",
+                type=click.IntRange(min=1),
+                help="expert tensor-parallel size (--expert-tensor-parallel-size; default: --tp)",
+            ),
             click.option("--vpp", type=click.IntRange(min=1), help="model chunks per pipeline rank (interleaved 1F1B)"),
             click.option(
                 "--recompute",

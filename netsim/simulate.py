@@ -93,6 +93,7 @@ PARALLEL_FIELDS = (
     "schedule",
     "cp",
     "ep",
+    "etp",
     "vpp",
     "recompute",
     "precision",
@@ -111,7 +112,7 @@ def resolve_training(model_name: str, gpus: int, overrides: dict) -> tuple[Model
 
 # Transformer options a DLRM iteration has no use for: refused, never silently dropped.
 DLRM_IGNORES = (
-    "tp", "pp", "dp", "cp", "ep", "vpp", "gbs", "mbs", "seq", "sp", "schedule", "recompute", "precision",
+    "tp", "pp", "dp", "cp", "ep", "etp", "vpp", "gbs", "mbs", "seq", "sp", "schedule", "recompute", "precision",
     "sharding", "overlap_grad_reduce", "overlap_param_gather", "tp_comm_overlap",
 )  # fmt: skip
 

@@ -26,6 +26,7 @@ class ParallelismConfig(BaseModel):
     dp: PositiveInt | None = None
     cp: PositiveInt = 1
     ep: PositiveInt = 1
+    etp: PositiveInt | None = None  # expert TP; None: tp (Megatron-Core's --expert-tensor-parallel-size default)
     vpp: PositiveInt | None = None  # model chunks per pipeline rank; None: 1, or 2 layers per chunk if interleaved
     gbs: PositiveInt = 128
     mbs: PositiveInt = 1

@@ -44,6 +44,7 @@ class RunSpec(BaseModel):
     # Training options (README "Training options"); None keeps the preset's value.
     cp: PositiveInt | None = None
     ep: PositiveInt | None = None
+    etp: PositiveInt | None = None
     vpp: PositiveInt | None = None
     recompute: Literal["none", "selective", "selective-op", "full"] | None = None
     precision: Literal["bf16", "fp16", "fp8"] | None = None

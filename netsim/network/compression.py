@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from netsim.config.compression import CompressionProfile, load_profile
 from netsim.network.lossy import code_fraction, wire_ratio
 
-GROUP_OF_KIND = {"TP": "tp", "DP": "dp", "DP_EP": "dp", "EP": "ep", "PP": "pp"}
+GROUP_OF_KIND = {"TP": "tp", "ETP": "tp", "DP": "dp", "DP_EP": "dp", "EP": "ep", "PP": "pp"}
 
 
 @dataclass

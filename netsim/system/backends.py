@@ -86,7 +86,7 @@ class AnalyticalBackend:
 def _needs_schedule(par: Parallelism, staged: StagedProgram) -> bool:
     """Whether a program uses what the closed-form stage replay (timeline.py) does not model."""
     return (staged.chunks > 1 or par.cp > 1 or par.fsdp or par.overlap_grad_reduce or par.overlap_param_gather
-            or par.tp_comm_overlap or par.schedule != "1f1b")  # fmt: skip
+            or par.tp_comm_overlap or par.schedule != "1f1b" or par.ep > 1 or par.etp != par.tp)  # fmt: skip
 
 
 class SimaiAnalyticalBackend:

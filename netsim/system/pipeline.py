@@ -8,6 +8,7 @@ the network sees the full contention. A stage's collective ends when all its gro
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -18,7 +19,7 @@ from netsim.system.result import Breakdown, RowReport
 from netsim.system.schedules import SCHEDULES
 from netsim.system.timeline import bw_columns
 from netsim.workload.parallel import Parallelism
-from netsim.workload.program import CP, DP_EP, EP, TP, Collective, Phase, Send, StageProgram
+from netsim.workload.program import CP, DP_EP, EP, ETP, TP, Collective, Phase, Send, StageProgram
 
 FOLD_ABOVE = 4096  # GPUs; larger clusters simulate TP and PP traffic of FOLD_REPLICAS DP replicas
 FOLD_REPLICAS = 8
@@ -149,6 +150,24 @@ class DpStream:
         return done
 
 
+def expert_span(par: Parallelism) -> int:
+    """DP replicas that whole EP and expert-TP groups cover (1 when they fit in one replica)."""
+    per_replica = par.tp * par.cp
+    return math.lcm(par.etp * par.ep, per_replica) // per_replica
+
+
+def _expert_groups(par: Parallelism, stage: int, replicas: int) -> tuple[list[list[int]], ...]:
+    """Expert-TP and EP groups among the simulated replicas, and the full expert-DP groups (the
+    ranks holding the same experts' shards), on the stage's expert mesh (Parallelism.expert_rank)."""
+    etp, size = par.etp, par.etp * par.ep
+    sim, every = par.tp * par.cp * replicas, par.tp * par.cp * par.dp
+    rank = par.expert_rank
+    etpg = [[rank(b * etp + k, stage) for k in range(etp)] for b in range(sim // etp)]
+    epg = [[rank(b * size + e * etp + k, stage) for e in range(par.ep)] for b in range(sim // size) for k in range(etp)]
+    edpg = [[rank(j + size * m, stage) for m in range(every // size)] for j in range(size)]
+    return etpg, epg, edpg
+
+
 class StageRunner:
     """One folded pipeline rank: its model chunks' compute stream, blocking (or compute-overlapped)
     TP/CP/EP collectives, pipeline sends and receives, and two DP streams (gradient reduction and
@@ -167,13 +186,8 @@ class StageRunner:
         self.cpg = [[par.rank(t, c, d, i) for c in range(par.cp)] for t in range(par.tp) for d in range(replicas)]
         # Gradients and sharded parameters are reduced / gathered over DP x CP (identical weights).
         self.dpg = [[par.rank(t, c, d, i) for d in range(par.dp) for c in range(par.cp)] for t in range(par.tp)]
-        ep = par.ep
-        self.epg = [[par.rank(t, c, b * ep + e, i) for e in range(ep)]
-                    for t in range(par.tp) for c in range(par.cp) for b in range(replicas // ep)]  # fmt: skip
-        # Experts' gradients: the ranks holding the same experts (every ep-th DP index), over CP too.
-        self.edpg = [[par.rank(t, c, e + ep * k, i) for k in range(par.dp // ep) for c in range(par.cp)]
-                     for t in range(par.tp) for e in range(ep)]  # fmt: skip
-        self._group_map = {TP: self.tpg, EP: self.epg, CP: self.cpg, DP_EP: self.edpg}
+        self.etpg, self.epg, self.edpg = _expert_groups(par, i, replicas)
+        self._group_map = {TP: self.tpg, EP: self.epg, ETP: self.etpg, CP: self.cpg, DP_EP: self.edpg}
         self._pairs: dict[int, list[tuple[int, int]]] = {}  # destination rank -> this rank's send pairs
         self.dp = DpStream(self.env, ex.model, self._groups, self.st)
         self.params = DpStream(self.env, ex.model, self._groups, self.st)
@@ -427,8 +441,9 @@ class PipelineExecutor:
         if replicas is None:
             replicas = par.dp if par.world <= FOLD_ABOVE else min(par.dp, FOLD_REPLICAS)
         self.replicas = max(1, min(replicas, par.dp))
-        if par.ep > 1:  # an EP group spans ep DP replicas: simulate whole groups
-            self.replicas = max(par.ep, self.replicas - self.replicas % par.ep)
+        span = expert_span(par)
+        if span > 1:  # an expert group spans several DP replicas: simulate whole groups
+            self.replicas = max(span, self.replicas - self.replicas % span)
         self.dp = par.dp * par.cp
         # FSDP reduce-scatters as each unit's gradients are ready; Megatron only with overlap_grad_reduce.
         self.overlap_grads = par.overlap_grad_reduce or par.fsdp

@@ -50,6 +50,7 @@ from netsim.workload.program import (
     DP,
     DP_EP,
     EP,
+    ETP,
     GRADIENT,
     PARAMETER,
     REDUCESCATTER,
@@ -117,11 +118,12 @@ def shared_expert_params(model: ModelConfig, tp: int) -> int:
 
 
 def expert_params(model: ModelConfig, par: Parallelism) -> int:
-    """Parameters of the experts one rank holds in one MoE layer (experts / ep of them, TP-sharded)."""
+    """Parameters of the experts one rank holds in one MoE layer (experts / ep of them, sharded
+    over expert TP)."""
     if not model.experts:
         return 0
     f = model.moe_ffn_hidden or model.ffn
-    return (model.experts // par.ep) * (3 if model.gated_mlp else 2) * model.hidden * f // par.tp
+    return (model.experts // par.ep) * (3 if model.gated_mlp else 2) * model.hidden * f // par.etp
 
 
 def _embedding_params(model: ModelConfig, par: Parallelism) -> int:
@@ -320,50 +322,66 @@ def _op_recompute_s(model: ModelConfig, kn: _Kernels) -> float:
 
 
 def _moe_rows(model: ModelConfig, par: Parallelism, kn: _Kernels, comms, router_params: int) -> list:
-    """An MoE layer (Megatron-Core's all-to-all token dispatcher): norm and router, the dispatch
-    all-to-all over the EP group, the local experts' grouped GEMMs, the combine all-to-all; in
-    backward the two all-to-alls run again on the gradients. Each rank sends tokens x hidden x 2 B
-    x top-k (x capacity factor when tokens are dropped) through each all-to-all, (ep-1)/ep of it to
-    other ranks; the busiest rank's share grows with moe_imbalance."""
+    """An MoE layer as Megatron-Core's all-to-all token dispatcher runs it (token_dispatcher.py:
+    A2A(EP), AG(expert TP), grouped expert GEMMs, RS(expert TP), A2A(EP); the same in reverse in
+    backward). Tokens stay in the sequence-parallel layout: a rank routes its own mbs x seq /
+    (cp tp) tokens and sends tokens x hidden x 2 B x top-k (x capacity factor) through each
+    all-to-all, (ep-1)/ep of it to other ranks; the busiest rank's share grows with moe_imbalance.
+    A shared expert gathers and scatters its input over the attention TP group itself."""
     fwd_in, fwd_out, bwd_out, bwd_in = comms
-    h, t = model.hidden, par.tp
-    tokens = par.mbs * par.seq // par.cp
+    h, etp = model.hidden, par.etp
+    tokens = _moe_tokens(par)
     f = model.moe_ffn_hidden or model.ffn
     load = model.top_k * (model.capacity_factor or 1.0) * (1 + model.moe_imbalance)
-    routed = tokens * load  # token copies the busiest EP rank's experts process
-    local = model.experts // par.ep
+    a2a = int(tokens * h * 2 * load)
     gpu, prec = kn.gpu, "fp8" if par.precision == "fp8" else "bf16"
-    up, act, down = _mlp_s(gpu, model, routed, f, t, prec, count=local)
+    # After the expert-TP all-gather a rank holds its ETP group's routed tokens, for f / etp columns.
+    up, act, down = _mlp_s(gpu, model, tokens * etp * load, f, etp, prec, count=model.experts // par.ep)
     router = gpu.gemm_s(tokens, model.experts, h, "bf16") + gpu.stream_s(tokens * model.experts * 4 * 3)
-    a2a = int(tokens * h * 2 * model.top_k * (model.capacity_factor or 1.0) * (1 + model.moe_imbalance))
-    if par.ep > 1:
-        dispatch = _row("moe_dispatch", Phase(1, ALLTOALL, EP, a2a, ACTIVATION), Phase(1, ALLTOALL, EP, a2a,
-                        ACTIVATION_GRAD), 1)  # fmt: skip
-        combine = _row("moe_combine", Phase(1, ALLTOALL, EP, a2a, ACTIVATION),
-                       Phase(1, ALLTOALL, EP, a2a, ACTIVATION_GRAD), 1)  # fmt: skip
-    else:
-        dispatch = combine = _row("moe_permute", Phase(1), Phase(1), 1)
-    experts = _row("moe_experts", Phase(_ns(up + act + down)), Phase(_ns(up + 2 * act + down)), _ns(up + down))
-    shared = _shared_expert_row(model, par, kn)
-    return [
-        (_row("moe_router", _tp_phase(kn.norm + router, fwd_in, ACTIVATION, par),
-              _tp_phase(2 * kn.norm + router, bwd_in, ACTIVATION_GRAD, par), _ns(router)), router_params),
-        *([(shared, shared_expert_params(model, t))] if shared else []),
-        (dispatch, 0), (experts, 0), (combine, 0),
-        (_row("moe_output", _tp_phase(0, fwd_out, ACTIVATION, par), _tp_phase(0, bwd_out, ACTIVATION_GRAD, par), 1),
-         0),
+    shared = _shared_expert_row(model, par, kn, fwd_out, bwd_out)
+    none = (None, 0)
+    rows = [
+        (_row("moe_router", _tp_phase(kn.norm + router, fwd_in if shared else none, ACTIVATION, par),
+              _tp_phase(2 * kn.norm + router, bwd_in if shared else none, ACTIVATION_GRAD, par), _ns(router)),
+         router_params),
+        *([(shared, shared_expert_params(model, par.tp))] if shared else []),
     ]  # fmt: skip
+    if par.ep > 1:
+        rows.append((_row("moe_dispatch", Phase(1, ALLTOALL, EP, a2a, ACTIVATION),
+                          Phase(1, ALLTOALL, EP, a2a, ACTIVATION_GRAD), 1), 0))  # fmt: skip
+    else:
+        rows.append((_row("moe_permute", Phase(1), Phase(1), 1), 0))
+    etp_group = TP if etp == par.tp else ETP  # with etp = tp the expert-TP groups are the TP groups
+    if etp > 1:
+        rows.append((_row("moe_expert_tp_gather", Phase(1, ALLGATHER, etp_group, a2a * etp, ACTIVATION),
+                          Phase(1, REDUCESCATTER, etp_group, a2a * etp, ACTIVATION_GRAD), 1), 0))  # fmt: skip
+    rows.append((_row("moe_experts", Phase(_ns(up + act + down)), Phase(_ns(up + 2 * act + down)), _ns(up + down)), 0))
+    if etp > 1:
+        rows.append((_row("moe_expert_tp_scatter", Phase(1, REDUCESCATTER, etp_group, a2a * etp, ACTIVATION),
+                          Phase(1, ALLGATHER, etp_group, a2a * etp, ACTIVATION_GRAD), 1), 0))  # fmt: skip
+    if par.ep > 1:
+        rows.append((_row("moe_combine", Phase(1, ALLTOALL, EP, a2a, ACTIVATION),
+                          Phase(1, ALLTOALL, EP, a2a, ACTIVATION_GRAD), 1), 0))  # fmt: skip
+    return rows
 
 
-def _shared_expert_row(model: ModelConfig, par: Parallelism, kn: _Kernels) -> Layer | None:
-    """The shared expert: a dense MLP on every token of the rank, computed in line with the routed
-    path (Megatron-Core without --moe-shared-expert-overlap); its input and output share the MoE
-    layer's TP collectives."""
+def _moe_tokens(par: Parallelism) -> int:
+    """Tokens one rank routes: its sequence-parallel share of the micro-batch."""
+    return par.mbs * par.seq // par.cp // (par.tp if par.sp else 1)
+
+
+def _shared_expert_row(
+    model: ModelConfig, par: Parallelism, kn: _Kernels, fwd_out: Comm, bwd_out: Comm
+) -> Layer | None:
+    """The shared expert: a dense MLP on every token of the TP group, computed in line with the
+    routed path (Megatron-Core without --moe-shared-expert-overlap), TP-sharded, its input
+    all-gathered (on the router row) and its output reduce-scattered like a dense MLP's."""
     if not model.shared_expert_ffn:
         return None
     tokens, prec = par.mbs * par.seq // par.cp, "fp8" if par.precision == "fp8" else "bf16"
     up, act, down = _mlp_s(kn.gpu, model, tokens, model.shared_expert_ffn, par.tp, prec)
-    return _row("moe_shared_expert", Phase(_ns(up + act + down)), Phase(_ns(up + 2 * act + down)), _ns(up + down))
+    return _row("moe_shared_expert", _tp_phase(up + act + down, fwd_out, ACTIVATION, par),
+                _tp_phase(up + 2 * act + down, bwd_out, ACTIVATION_GRAD, par), _ns(up + down))  # fmt: skip
 
 
 def _micro_batch(model: ModelConfig, par: Parallelism, gpu: GpuCompute, shape: StageShape) -> list[tuple[Layer, int]]:
@@ -420,8 +438,8 @@ def _buckets(body: list[tuple[Layer, int]], par: Parallelism, expert_bytes: int 
     if pending:
         sizes[0] = sizes.get(0, 0) + par.grad_bytes * pending
     out = {i: Collective(op, DP, n, GRADIENT) for i, n in sizes.items()}
-    if expert_bytes and dp // par.ep > 1:
-        # Experts' gradients reduce over the expert-data-parallel group (DP x CP / EP ranks).
+    if expert_bytes and par.edp > 1:
+        # Experts' gradients reduce over the expert-data-parallel group (tp cp dp / (etp ep) ranks).
         for i, (x, _p) in enumerate(body):
             if x.name == "moe_experts":
                 out[i] = Collective(op, DP_EP, par.grad_bytes * expert_bytes, GRADIENT)

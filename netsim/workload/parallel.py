@@ -15,7 +15,11 @@ class Parallelism:
     """The resolved layout and training options of a run: TP x CP x PP x DP (and EP), virtual
     pipeline chunks, batch sizes, sequence length, sequence parallelism, sharding, schedule,
     recompute, precision and overlaps. Ranks map in `rank_order`, the first dimension fastest
-    (Megatron-Core's default: tp, cp, dp, pp)."""
+    (Megatron-Core's default: tp, cp, dp, pp).
+
+    MoE layers use their own mesh over each pipeline stage's TP x CP x DP ranks (Megatron-Core's
+    "MoE parallel folding", parallel_state's expert RankGenerator, order etp-ep-edp): expert TP
+    fastest, then EP, then the expert-DP groups that hold the same experts (`expert_rank`)."""
 
     tp: int
     pp: int
@@ -38,10 +42,27 @@ class Parallelism:
     tp_comm_overlap: bool = False
     first_last_fewer: bool = False
     rank_order: tuple[str, ...] = RANK_DIMS
+    etp: int = 0  # expert TP; 0: tp (Megatron-Core's default)
+
+    def __post_init__(self) -> None:
+        if not self.etp:
+            object.__setattr__(self, "etp", self.tp)
 
     @property
     def world(self) -> int:
         return self.tp * self.cp * self.pp * self.dp
+
+    @property
+    def edp(self) -> int:
+        """Expert-data-parallel size: the ranks of a stage holding the same experts' shards."""
+        return self.tp * self.cp * self.dp // (self.etp * self.ep)
+
+    def expert_rank(self, j: int, pp: int) -> int:
+        """The global rank at flat index j of stage `pp`'s expert mesh. The mesh flattens the
+        stage's ranks with TP fastest, then CP, then DP (so the first replicas are a prefix, as the
+        folded executor needs); under the default rank order that is Megatron-Core's rank order."""
+        tp, cp = self.tp, self.cp
+        return self.rank(j % tp, (j // tp) % cp, j // (tp * cp), pp)
 
     @property
     def microbatches(self) -> int:
@@ -132,10 +153,7 @@ def resolve_parallelism(
         raise InputError(f"gbs {cfg.gbs} is not a multiple of mbs x dp = {cfg.mbs} x {dp}", field=where)
     if model.heads % tp:
         raise InputError(f"tp={tp} does not divide the model's {model.heads} attention heads", field=where)
-    if cfg.ep > 1 and (not model.experts or model.experts % cfg.ep or dp % cfg.ep):
-        raise InputError(f"ep={cfg.ep} needs a mixture-of-experts model whose experts ({model.experts}) and dp ({dp}) "
-                         f"it divides (expert parallelism is carved out of data parallelism, as in Megatron-Core)",
-                         field=where)  # fmt: skip
+    etp = _expert_tp(cfg, model, tp * cp * dp, where)
     seq = cfg.seq or model.seq
     if seq % cp:
         raise InputError(f"cp={cp} does not divide the sequence length {seq}", field=where)
@@ -155,8 +173,28 @@ def resolve_parallelism(
         cp=cp, vpp=vpp, sharding=sharding, recompute=cfg.recompute, precision=cfg.precision,
         grad_reduce_dtype=grad_dtype, overlap_grad_reduce=cfg.overlap_grad_reduce,
         overlap_param_gather=cfg.overlap_param_gather, tp_comm_overlap=cfg.tp_comm_overlap and tp > 1,
-        first_last_fewer=cfg.first_last_stage_one_layer_fewer, rank_order=tuple(cfg.rank_order),
+        first_last_fewer=cfg.first_last_stage_one_layer_fewer, rank_order=tuple(cfg.rank_order), etp=etp,
     )  # fmt: skip
+
+
+def _expert_tp(cfg: ParallelismConfig, model: ModelConfig, stage_ranks: int, where: str) -> int:
+    """Expert TP (default tp), checked as Megatron-Core checks the expert mesh: etp x ep x edp must
+    be a stage's tp x cp x dp ranks, and ep must divide the experts."""
+    etp = cfg.etp or cfg.tp
+    if cfg.ep > 1 and (not model.experts or model.experts % cfg.ep):
+        raise InputError(f"ep={cfg.ep} needs a mixture-of-experts model whose experts ({model.experts}) it divides",
+                         field=where)  # fmt: skip
+    if etp != cfg.tp and not model.experts:
+        raise InputError(f"etp={etp} applies to mixture-of-experts models only", field=where)
+    if stage_ranks % (etp * cfg.ep):
+        raise InputError(
+            f"etp x ep = {etp} x {cfg.ep} does not divide tp x cp x dp = {stage_ranks} (the expert mesh is carved "
+            f"out of each pipeline stage's TP, CP and DP ranks, as in Megatron-Core)", field=where,
+        )  # fmt: skip
+    if model.experts and cfg.tp > 1 and cfg.sp is False:
+        raise InputError("a mixture-of-experts model with tp > 1 needs sequence parallelism (Megatron-Core's MoE "
+                         "layer refuses to train without it)", field=where)  # fmt: skip
+    return etp
 
 
 def rank_of(tp_idx: int, dp_idx: int, pp_idx: int, tp: int, dp: int) -> int:

@@ -28,6 +28,7 @@ from netsim.ops import SENDRECV as SENDRECV
 
 # Communication groups.
 TP, DP, EP, DP_EP, PP, CP, NO_GROUP = "TP", "DP", "EP", "DP_EP", "PP", "CP", "NONE"
+ETP = "ETP"  # expert tensor parallelism, where it differs from TP (Megatron-Core MoE parallel folding)
 
 # Traffic classes (what a compression stage keys its ratio on).
 GRADIENT = "gradient"
@@ -40,7 +41,7 @@ DEFAULT_CLASS = "default"
 
 @dataclass(frozen=True)
 class Collective:
-    """`op` over every group of kind `group` (TP, DP, EP, DP_EP, PP) of `bytes` (SimAI's size
+    """`op` over every group of kind `group` (TP, DP, EP, ETP, DP_EP, PP) of `bytes` (SimAI's size
     convention: the whole buffer), carrying traffic class `traffic`."""
 
     op: str

@@ -6,12 +6,12 @@ import pytest
 
 from netsim.collectives.models import ClosedFormModel
 from netsim.network.topology import load_topology
-from netsim.system.pipeline import PipelineExecutor
+from netsim.system.pipeline import PipelineExecutor, _expert_groups
 from netsim.workload.catalog import resolve_model
 from netsim.workload.compute import gpu_compute
 from netsim.workload.megatron import build_megatron, expert_params
 from netsim.workload.parallel import resolve_parallelism
-from netsim.workload.program import ALLTOALL, DP_EP, EP
+from netsim.workload.program import ALLGATHER, ALLTOALL, DP_EP, EP, ETP, REDUCESCATTER, TP
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -19,8 +19,10 @@ REPO = Path(__file__).resolve().parents[2]
 def test_moe_all_to_all_bytes_per_layer_and_micro_batch_by_hand():
     m = resolve_model("mixtral-8x7b")
     par = resolve_parallelism(m, 512, {"ep": 8})
+    assert par.tp == 2 and par.sp and par.etp == 2  # expert TP defaults to TP, as in Megatron-Core
     prog = build_megatron(m, par, gpu_compute("H100")).stages[1]
-    tokens = par.mbs * par.seq
+    # Megatron-Core's dispatcher keeps the sequence-parallel layout: a rank routes seq / tp tokens.
+    tokens = par.mbs * par.seq // par.tp
     s = tokens * m.hidden * 2 * m.top_k  # bf16, top-2: every token copy leaves once and comes back once
     a2a = [p for x in prog.layers for p in (x.fwd, x.ig) if p.op == ALLTOALL]
     assert all(p.group == EP and p.bytes == s for p in a2a)
@@ -28,6 +30,44 @@ def test_moe_all_to_all_bytes_per_layer_and_micro_batch_by_hand():
     assert len(a2a) == 4 * layers  # dispatch and combine, forward and backward
     # Off-rank bytes per rank per layer and micro-batch: tokens x hidden x 2 B x top-k x (ep-1)/ep, x 4.
     assert sum(p.bytes for p in a2a) / layers * (par.ep - 1) / par.ep == pytest.approx(4 * s * 7 / 8)
+    # Then the expert-TP all-gather (and its reduce-scatter back) of what the ETP group received.
+    gather = [x for x in prog.layers if x.name == "moe_expert_tp_gather"]
+    assert len(gather) == layers and all(x.fwd.op == ALLGATHER and x.fwd.group == TP for x in gather)
+    assert all(x.fwd.bytes == par.etp * s and x.ig.op == REDUCESCATTER for x in gather)
+
+
+def test_expert_tensor_parallelism_folds_the_expert_mesh():
+    m = resolve_model("mixtral-8x7b")
+    par = resolve_parallelism(m, 512, {"ep": 8, "etp": 1})
+    assert (par.tp, par.etp, par.ep, par.edp) == (2, 1, 8, 2 * 64 // 8)
+    staged = build_megatron(m, par, gpu_compute("H100"))
+    prog = staged.stages[1]
+    assert not [x for x in prog.layers if x.name.startswith("moe_expert_tp")]  # no expert TP: no AG/RS
+    assert expert_params(m, par) == 3 * m.hidden * m.ffn  # a whole expert per rank
+    # Same expert GEMM work per rank as with etp = tp: routed tokens x etp, f / etp columns.
+    par2 = resolve_parallelism(m, 512, {"ep": 8})
+    t1, t2 = (next(x.fwd.compute_ns for x in build_megatron(m, p, gpu_compute("H100")).stages[1].layers
+                   if x.name == "moe_experts") for p in (par, par2))  # fmt: skip
+    assert t1 == pytest.approx(t2, rel=0.15)
+    # The mesh (etp fastest, then ep, then edp) over stage 0's ranks 0..127 (TP fastest, then DP):
+    # an EP group is 8 consecutive ranks, spanning 4 DP replicas x 2 TP ranks.
+    ex = PipelineExecutor(staged.stages, par, ClosedFormModel(load_topology(REPO / "topologies/hgx_h100_512.yaml")))
+    assert ex.replicas % 4 == 0
+    etpg, epg, edpg = _expert_groups(par, 0, ex.replicas)
+    assert epg[0] == list(range(8)) and epg[1] == list(range(8, 16))
+    assert edpg[0] == list(range(0, 128, 8)) and len(edpg) == 8
+    assert etpg[0] == [0]
+
+
+def test_expert_tp_wider_than_tp_spans_dp_replicas():
+    m = resolve_model("mixtral-8x7b")
+    par = resolve_parallelism(m, 512, {"ep": 4, "etp": 4})
+    etpg, epg, edpg = _expert_groups(par, 0, 8)
+    assert etpg[0] == [0, 1, 2, 3]  # TP ranks 0-1 of DP replicas 0 and 1
+    assert epg[0] == [0, 4, 8, 12] and epg[1] == [1, 5, 9, 13]
+    assert len(edpg) == 16 and edpg[0] == list(range(0, 128, 16))
+    ex = [x for x in build_megatron(m, par, gpu_compute("H100")).stages[0].layers if x.name == "moe_expert_tp_gather"]
+    assert ex and ex[0].fwd.group == ETP
 
 
 def test_expert_gradients_reduce_over_the_expert_data_parallel_group():
@@ -54,6 +94,12 @@ def test_ep_needs_a_moe_model_it_divides():
 
     with pytest.raises(InputError, match="mixture-of-experts"):
         resolve_parallelism(resolve_model("70B"), 512, {"ep": 8})
+    with pytest.raises(InputError, match="mixture-of-experts"):
+        resolve_parallelism(resolve_model("70B"), 512, {"etp": 1})
+    with pytest.raises(InputError, match="etp x ep = 8 x 8 does not divide"):
+        resolve_parallelism(resolve_model("mixtral-8x7b"), 64, {"ep": 8, "etp": 8, "tp": 2, "pp": 4})
+    with pytest.raises(InputError, match="sequence parallelism"):
+        resolve_parallelism(resolve_model("mixtral-8x7b"), 512, {"ep": 8, "sp": False})
 
 
 def test_dlrm_all_to_all_speed_up_formula_with_a_gpu_codec(tmp_path):
@@ -138,7 +184,11 @@ def test_shared_expert_presets_count_their_shared_expert(name):
     prog = build_megatron(m, par, gpu_compute("H100")).stages[1]
     shared = [x for x in prog.layers if x.name == "moe_shared_expert"]
     assert len(shared) == sum(1 for x in prog.layers if x.name == "attention_column") > 0
-    assert shared[0].fwd.compute_ns > 0 and shared[0].fwd.collective is None
+    assert shared[0].fwd.compute_ns > 0
+    if par.tp > 1:  # Megatron-Core's SharedExpertMLP: its own SP all-gather (router row) and reduce-scatter
+        router = next(x for x in prog.layers if x.name == "moe_router")
+        assert router.fwd.collective.op == ALLGATHER and shared[0].fwd.collective.op == REDUCESCATTER
+        assert shared[0].fwd.group == router.fwd.group == TP
     dense = sum(c.bytes for c in prog.buckets.values() if c.group != DP_EP)
     layers = len(shared)
     grad_bytes = 4  # fp32 reduce-scatter of bf16 training (Megatron's main_grad)
@@ -158,7 +208,7 @@ def test_moe_export_writes_the_ep_groups_and_reads_back(tmp_path):
     assert r.exit_code == 0, r.output
     prog = to_program(read_simai_workload(out))
     m = resolve_model("mixtral-8x7b")
-    tokens = 1 * m.seq  # the preset's micro-batch of one sequence
+    tokens = 1 * m.seq // 2  # the preset's micro-batch of one sequence, sequence-parallel over tp 2
     a2a = [p for x in prog.layers for p in (x.fwd, x.ig) if p.op == ALLTOALL]
     assert prog.ep == 4 and a2a and all(p.group == EP and p.bytes == tokens * m.hidden * 2 * m.top_k for p in a2a)
     assert any(x.wg.group == DP_EP for x in prog.layers)  # expert gradients over the expert-DP group
