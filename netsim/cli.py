@@ -198,7 +198,7 @@ def run(topology, model, workload, as_json, out, trace, force, **opts):
         raise InputError("the output folder is not empty; use --force to replace netsim's files there", where=out,
                          field="--out")  # fmt: skip
 
-    from netsim.sweep.runner import eta_printer
+    from netsim.report.progress import eta_printer
 
     # The bar shows only on a terminal, and only when the iteration takes more than a few seconds
     # to simulate: piped or captured output stays exactly the result.
@@ -514,8 +514,9 @@ def sweep(sweep_file, out, workers, dask_address, resume, quiet):
     """Run every point of SWEEP_FILE; rows land in DIR/results.csv (and .parquet) as runs finish."""
     from netsim.config.loader import load_model
     from netsim.config.sweep import SweepConfig
+    from netsim.report.progress import eta_printer
     from netsim.sweep.grid import expand
-    from netsim.sweep.runner import eta_printer, execute
+    from netsim.sweep.runner import execute
 
     cfg = load_model(SweepConfig, sweep_file)
     points = expand(cfg, base_dir=Path(sweep_file).parent)
@@ -998,8 +999,9 @@ def study_engine(topology, models, bandwidths, rates, profile, out, workers, qui
     with NetZIP's FPGA (19.2 GB/s) and ASIC (64 GB/s) rates marked; writes results, engine.csv, engine.png."""
     from netsim.config.compression import load_profile
     from netsim.report import engine_study as E
+    from netsim.report.progress import eta_printer
     from netsim.resources import ROOT
-    from netsim.sweep.runner import eta_printer, execute
+    from netsim.sweep.runner import execute
 
     try:
         rate_list = tuple(float(r) for r in rates.split(","))
@@ -1046,9 +1048,10 @@ def study_netzip(out, workers, dask_address, resume, quick, quiet):
     from netsim.config.loader import load_model
     from netsim.config.sweep import SweepConfig
     from netsim.report.netzip_study import plot_comm_share, plot_reduction, summary_table, tidy
+    from netsim.report.progress import eta_printer
     from netsim.resources import ROOT
     from netsim.sweep.grid import expand
-    from netsim.sweep.runner import eta_printer, execute
+    from netsim.sweep.runner import execute
 
     f = ROOT / "sweeps" / ("netzip-quick.yaml" if quick else "netzip.yaml")
     points = expand(load_model(SweepConfig, f), base_dir=f.parent)
@@ -1128,7 +1131,7 @@ def analyze(
     from netsim.codecs.ratio_report import aggregate, write_outputs
     from netsim.codecs.ratio_report import run as run_analysis
     from netsim.codecs.tensors import discover
-    from netsim.sweep.runner import eta_printer
+    from netsim.report.progress import eta_printer
     from netsim.units import parse_size
 
     cl = [c.strip() for c in codecs.split(",") if c.strip()]

@@ -210,7 +210,12 @@ class FlowModel:
         self.coll.send(src, dst, size, on_done, on_drain=on_drain)
 
     def report(self, duration: float) -> dict:
-        out = {"flows": self.fluid.flows_started, "solves": self.fluid.solves, **link_report(self, duration)}
+        out = {
+            "flows": self.fluid.flows_started,
+            "solves": self.fluid.solves,
+            "events": self.fluid.events,
+            **link_report(self, duration),
+        }
         if self.codec is not None:
             out["compression"] = self.codec.acct.report()
         return out

@@ -485,7 +485,7 @@ class PipelineExecutor:
         report = self.model.report(end)
         if "compression" in report:
             bd.extra["compression"] = report.pop("compression")
-        counts = {key: report.pop(key) for key in ("flows", "solves") if key in report}
+        counts = {key: report.pop(key) for key in ("flows", "solves", "events") if key in report}
         bd.extra.update({"critical_stage": k, **counts, "simulated_dp_replicas": self.replicas, **report})
         bd.extra.update({"recompute_us": st.recompute * 1e6, "exposed_cp_us": st.cp * 1e6,
                          "exposed_param_gather_us": st.gather * 1e6})  # fmt: skip
