@@ -45,7 +45,7 @@ class CompiledNetwork:
     _leaves_of: dict[int, frozenset] = field(default_factory=dict)
     _nvswitch_of: dict[int, int] = field(default_factory=dict)
     _port_of: dict[int, int] = field(default_factory=dict)  # GPU -> the node its leaf links to
-    _down_to: dict[int, dict[int, list[int]]] = field(default_factory=dict)  # switch -> leaf -> children
+    _down_to: dict[tuple[int, int], list[int]] = field(default_factory=dict)  # (switch, leaf) -> children
     _cache: dict = field(default_factory=dict)
 
     @property
@@ -100,7 +100,7 @@ class CompiledNetwork:
                     path.append(dst)
                 return path
             if single is not None:
-                down = self._down_to.get(u, {}).get(single, ())
+                down = self._down_toward(u, single)
             else:
                 down = [c for c in self._down.get(u, ()) if self._below[c] & targets]
             cands = down if down else self._up[u]
@@ -108,6 +108,15 @@ class CompiledNetwork:
             path.append(v)
             u = v
         raise RuntimeError(f"no route from {src} to {dst}")
+
+    def _down_toward(self, switch: int, leaf: int) -> list[int]:
+        """The children of `switch` below which `leaf` lies, in id order; built per pair on first
+        use (a table of every pair was 4M entries at 102K GPUs, most never used)."""
+        key = (switch, leaf)
+        got = self._down_to.get(key)
+        if got is None:
+            got = self._down_to[key] = [c for c in self._down.get(switch, ()) if leaf in self._below[c]]
+        return got
 
     def _pick(self, cands: list[int], at: int, sip: int, dip: int, word3: int) -> int:
         if len(cands) == 1:
@@ -192,24 +201,25 @@ def compile_network(topo: Topology) -> CompiledNetwork:
         return topo.cache["compiled"]
     g = topo.graph
     tiers = topo.switch_tiers
-    caps, lats, kinds, tnames, ends = [], [], [], [], []
-    link_of: dict[tuple[int, int], int] = {}
+    edges = sorted(g.edges(data=True))
+    ends = [e for u, v, _d in edges for e in ((u, v), (v, u))]
+    kinds = [k for _u, _v, d in edges for k in (d.get("kind", "fabric"),) * 2]
     top = max(tiers.values(), default=0)  # once, not per link (issue #18: links x switches at 16K GPUs)
-    for u, v, d in sorted(g.edges(data=True)):
-        for a, b in ((u, v), (v, u)):
-            link_of[(a, b)] = len(caps)
-            caps.append(d["bandwidth"])
-            lats.append(d["latency"])
-            kinds.append(d.get("kind", "fabric"))
-            tnames.append(_tier_label(topo, a, b, d.get("kind", "fabric"), top))
-            ends.append((a, b))
+    labels: dict[tuple, str] = {}  # a label depends on the ends' tiers and the kind only
+    tnames = []
+    for (a, b), kind in zip(ends, kinds):
+        key = (tiers.get(a), tiers.get(b), kind)
+        name = labels.get(key)
+        if name is None:
+            name = labels[key] = _tier_label(topo, a, b, kind, top)
+        tnames.append(name)
     net = CompiledNetwork(
         topo=topo,
-        capacity=np.array(caps + [np.inf]),
-        latency=np.array(lats + [0.0]),
+        capacity=np.array([d["bandwidth"] for _u, _v, d in edges for _ in (0, 1)] + [np.inf], dtype=float),
+        latency=np.array([d["latency"] for _u, _v, d in edges for _ in (0, 1)] + [0.0], dtype=float),
         kind=kinds,
         tier_name=tnames,
-        link_of=link_of,
+        link_of=dict(zip(ends, range(len(ends)))),
         ends=ends,
     )
     # Up neighbours: GPU -> its NIC node(s) or leaf; NIC -> leaf; switch tier k -> tier k+1.
@@ -241,12 +251,6 @@ def compile_network(topo: Topology) -> CompiledNetwork:
             ]
             if len(ports) == 1:
                 net._port_of[n] = ports[0] if ports[0] not in tiers else n
-    for s in tiers:
-        table: dict[int, list[int]] = {}
-        for c in net._down.get(s, ()):
-            for leaf in net._below[c]:
-                table.setdefault(leaf, []).append(c)
-        net._down_to[s] = table
     topo.cache["compiled"] = net
     return net
 
