@@ -29,6 +29,8 @@ class PacketTiming:
     def __init__(self, net: CompiledNetwork, payload: int = PAYLOAD):
         self.payload = payload
         self.capacity = net.capacity.copy()
+        self.payload_capacity = net.capacity.copy()  # payload rate without ACKs (dummy stays inf)
+        self.ack_share = np.zeros(net.capacity.shape[0])  # an ACK's time over a data packet's
         self._ser = np.zeros(net.capacity.shape[0])
         self._back = np.zeros(net.capacity.shape[0])
         for i in range(len(net.ends)):
@@ -36,6 +38,8 @@ class PacketTiming:
             t_pkt = ser_ns(payload + HEADERS, rate)
             t_ack = ser_ns(ACK, rate)
             self.capacity[i] = payload / ((t_pkt + t_ack) * 1e-9)
+            self.payload_capacity[i] = payload / (t_pkt * 1e-9)
+            self.ack_share[i] = t_ack / t_pkt
             self._ser[i] = t_pkt * 1e-9
             self._back[i] = net.latency[i] + t_ack * 1e-9
         self._ser_l = self._ser.tolist()

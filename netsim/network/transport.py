@@ -14,6 +14,12 @@ construction); it is slowed by queues elsewhere on its data path and on its ACK 
 the switch FIFOs with data: ACK_HIGH_PRIO 0; at the receiving NIC they go first). The rates and
 queue delays are a fixed point, found by damped iteration of max-min solves with window caps.
 
+ACKs. Built from packet timing, a link's capacity is its payload rate without ACKs, and the ACKs
+crossing it take their share (an ACK's serialisation over a data packet's, per ACK: semantics
+section 6.3) of each acknowledged flow's rate, inside the same fixed point. So where a queue
+forms follows the ACK load: of two equally loaded ports in series, the one that also carries
+other flows' ACKs is the bottleneck and holds the queue.
+
 DCQCN's rate cuts (KMIN/KMAX/PMAX) are not modelled: `max_queue_bytes` reports the largest
 queue seen, so a user can tell when a port passed KMIN (CC_MODE 1 would then cut rates).
 Knows nothing about collectives.
@@ -30,31 +36,36 @@ from netsim.network.maxmin import max_min_rates
 ITERATIONS = 30
 DAMPING = 0.5
 TOLERANCE = 1e-4
+ACK_ROUNDS = 3
 
 
 class WindowTransport:
     """Per-link queueing flags and RTT terms, the window, and the rate fixed point."""
 
     def __init__(self, capacity: np.ndarray, queues: np.ndarray, data_rtt: np.ndarray, ack_rtt: np.ndarray,
-                 window: float):  # fmt: skip
+                 window: float, ack_share: np.ndarray | None = None):  # fmt: skip
         self.capacity = capacity
         self.queues = queues.astype(bool)  # links whose egress is a switch port (they can queue)
         self.data_rtt = data_rtt  # per link: propagation + a packet's serialisation
         self.ack_rtt = ack_rtt  # per link: propagation + an ACK's serialisation
         self.window = window
+        # Per link: an ACK's serialisation over a data packet's. Given, a flow's ACKs take that
+        # share of its rate on every link of its ACK path (semantics section 6.3, per flow), and
+        # `capacity` is the payload rate of a link without ACKs; None: ACKs are already in capacity.
+        self.ack_share = ack_share
         self.max_queue_bytes = 0.0
 
     def rates(self, paths: np.ndarray, acks: np.ndarray, caps: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        r = max_min_rates(paths, self.capacity, caps, weights)
         L = self.capacity.shape[0]
         dummy = L - 1
+        cap, r = self._max_min_with_acks(paths, acks, caps, weights)
         base = self.data_rtt[paths].sum(axis=1) + self.ack_rtt[acks].sum(axis=1)
         # The receiving NIC sends ACKs first: no queue on an ACK path's first link.
         ack_q = acks.copy()
         ack_q[:, 0] = dummy
         d = np.zeros(L)
         for _ in range(ITERATIONS):
-            bn, has_bn = self._bottlenecks(paths, r, weights)
+            bn, has_bn = self._bottlenecks(paths, cap, r, weights)
             wait = d[paths].sum(axis=1) + d[ack_q].sum(axis=1)
             own = np.where(has_bn, d[bn], 0.0)
             rest = base + wait - own
@@ -65,20 +76,45 @@ class WindowTransport:
             d = DAMPING * d + (1 - DAMPING) * q / np.where(self.capacity > 0, self.capacity, np.inf)
             wait = d[paths].sum(axis=1) + d[ack_q].sum(axis=1)
             own = np.where(has_bn, d[bn], 0.0)
-            new = max_min_rates(paths, self.capacity, np.minimum(caps, self.window / (base + wait - own)), weights)
+            new = max_min_rates(paths, cap, np.minimum(caps, self.window / (base + wait - own)), weights)
             if np.allclose(new, r, rtol=TOLERANCE, atol=0.0):
                 r = new
                 break
             r = new
+            cap = self._data_capacity(acks, r)
         self.max_queue_bytes = max(self.max_queue_bytes, float((d[:dummy] * self.capacity[:dummy]).max(initial=0.0)))
         return r
 
-    def _bottlenecks(self, paths: np.ndarray, r: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _max_min_with_acks(self, paths, acks, caps, weights) -> tuple[np.ndarray, np.ndarray]:
+        """Max-min rates and the data capacity their ACKs leave (a contraction by the ACK share,
+        about 1/181 at 400 Gbps: a few rounds converge)."""
+        cap = self.capacity
+        r = max_min_rates(paths, cap, caps, weights)
+        if self.ack_share is None:
+            return cap, r
+        for _ in range(ACK_ROUNDS):
+            cap = self._data_capacity(acks, r)
+            r = max_min_rates(paths, cap, caps, weights)
+        return self._data_capacity(acks, r), r
+
+    def _data_capacity(self, acks: np.ndarray, r: np.ndarray) -> np.ndarray:
+        """What each link leaves for data once the ACKs crossing it at rates `r` are served. ACKs
+        are demand, not competitors: a flow's ACKs never slow it on a link its data does not use."""
+        if self.ack_share is None:
+            return self.capacity
+        load = np.bincount(
+            acks.ravel(), weights=(self.ack_share[acks] * r[:, None]).ravel(), minlength=self.capacity.shape[0]
+        )
+        out = self.capacity - load
+        out[-1] = np.inf
+        return np.maximum(out, 0.0)
+
+    def _bottlenecks(self, paths: np.ndarray, cap: np.ndarray, r: np.ndarray, weights: np.ndarray):
         """Each flow's bottleneck: a saturated link on its path where no flow runs faster."""
         F, H = paths.shape
-        L = self.capacity.shape[0]
+        L = cap.shape[0]
         load = np.bincount(paths.ravel(), weights=np.repeat(r * weights, H), minlength=L)
-        sat = load >= self.capacity * (1 - 1e-6)
+        sat = load >= cap * (1 - 1e-6)
         sat[L - 1] = False
         top = np.zeros(L)
         np.maximum.at(top, paths.ravel(), np.repeat(r, H))
@@ -112,4 +148,4 @@ def build_window_transport(net, timing, payload: int) -> WindowTransport:
     raw = net.capacity
     window = window_bytes(far, net.latency, raw, payload)
     data_rtt = net.latency + timing.packet_s  # both padded with the dummy link's 0
-    return WindowTransport(timing.capacity, queues, data_rtt, timing.ack_return_s, window)
+    return WindowTransport(timing.payload_capacity, queues, data_rtt, timing.ack_return_s, window, timing.ack_share)

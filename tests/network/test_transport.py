@@ -60,3 +60,22 @@ def test_simai_global_window_is_the_largest_bdp_plus_a_packet():
     # x 50 B/ns = 236,000 B; a queue pair sends while below it: 27 packets, 243,000 B in flight.
     lat, rate = np.full(4, 500e-9), np.full(4, C)
     assert window_bytes([(0, 1, 2, 3)], lat, rate, 9000) == pytest.approx(243_000)
+
+
+def test_acks_take_their_share_of_the_links_they_cross():
+    # semantics section 6.3: a link moves a data packet in t_pkt and an ACK in t_ack, so a flow's
+    # ACKs take t_ack / t_pkt of its rate on each link of its ACK path. Flow B runs alone on link 1:
+    # line rate C. Its ACKs return over link 0, where flow A's data runs, so A gets C - s C.
+    # Windows are large (no window limit).
+    s = 1 / 181  # 60 B vs 9052 B at 400 Gbps: 1 ns vs 181 ns
+    cap = np.array([C, C, C, C, np.inf])
+    rtt = np.array([1e-6] * 4 + [0.0])
+    share = np.array([s] * 4 + [0.0])
+    t = WindowTransport(cap, np.array([False] * 5), rtt, rtt, window=10e6, ack_share=share)
+    paths = _rows([[0], [1]], L=4)
+    acks = _rows([[3], [0]], L=4)  # A's ACKs on link 3 (idle), B's ACKs on link 0
+    r = t.rates(paths, acks, np.full(2, np.inf), np.ones(2))
+    assert r[1] == pytest.approx(C) and r[0] == pytest.approx(C * (1 - s))
+    # Symmetric (each flow's ACKs on the other's data link): r (1 + s) = C.
+    r = t.rates(paths, _rows([[1], [0]], L=4), np.full(2, np.inf), np.ones(2))
+    assert r == pytest.approx([C / (1 + s)] * 2)
