@@ -203,7 +203,8 @@ def run(topology, model, workload, as_json, out, trace, force, **opts):
     # The bar shows only on a terminal, and only when the iteration takes more than a few seconds
     # to simulate: piped or captured output stays exactly the result.
     spec = RunSpec.parse({"topology": topology, "model": model, "workload": workload, **opts})
-    res = run_sim(spec, progress=eta_printer("simulating", after_s=3.0) if sys.stderr.isatty() else None)
+    bar = eta_printer("simulating", after_s=3.0) if sys.stderr.isatty() else None
+    res = run_sim(spec, progress=bar, detail=bool(out or trace))
     payload = res.to_dict()
     if out:
         _write_run_outputs(res, payload, Path(out), model or workload)

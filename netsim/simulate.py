@@ -159,9 +159,11 @@ def _model_job(spec: RunSpec, job: Job, config: dict) -> str:
     return model.name
 
 
-def run(spec: RunSpec, progress: Callable[[int, int], None] | None = None) -> RunResult:
+def run(spec: RunSpec, progress: Callable[[int, int], None] | None = None, detail: bool = True) -> RunResult:
     """Resolve the spec, build the job, and run it on its backend (looked up once). `progress`
-    hears (done, total) as the schedule executor finishes micro-batch passes."""
+    hears (done, total) as the schedule executor finishes micro-batch passes. `detail`: record
+    the timeline and per-row tallies (a trace, figures and EndToEnd.csv need them; the totals
+    are the same without)."""
     spec = spec.resolved()
     topo = load_run_topology(spec)
     codec = load_codec(spec.compression)
@@ -172,7 +174,7 @@ def run(spec: RunSpec, progress: Callable[[int, int], None] | None = None) -> Ru
         "compression": spec.compression or "none",
     }  # fmt: skip
     job = Job(topo=topo, ideal=spec.network == "ideal", fidelity=spec.fidelity, codec=codec, progress=progress,
-              alltoall=spec.alltoall)  # fmt: skip
+              alltoall=spec.alltoall, detail=detail)  # fmt: skip
     if spec.alltoall != "pxn":
         config["alltoall"] = spec.alltoall
     if spec.checkpoint != "none":

@@ -201,7 +201,7 @@ def end_to_end(topology: str, gpu: GpuCompute, bandwidths, encoders=ENCODERS, it
                 spec = {"topology": topology, "model": model, "bandwidth": f"{b:g} GB/s", "backend": "flow"}
                 if enc != "none":
                     spec["compression"] = str(files[enc])
-                d = run(RunSpec.parse(spec, where="study dlrm")).to_dict()
+                d = run(RunSpec.parse(spec, where="study dlrm"), detail=False).to_dict()
                 base = base or d["total_us"]
                 ratio = 1.0 if enc == "none" else load_codec(str(files[enc])).ratio(EMBEDDING)
                 rows.append(EndToEndRow(enc, b, ratio, d["total_us"], d["exposed_ep_us"], base / d["total_us"]))

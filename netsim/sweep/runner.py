@@ -40,7 +40,7 @@ def run_point(index: int, params: dict) -> dict:
 
     row = {"index": index, "status": "ok", "error": ""}
     try:
-        res = run(RunSpec.parse(params, where=f"sweep point {index}")).to_dict()
+        res = run(RunSpec.parse(params, where=f"sweep point {index}"), detail=False).to_dict()
         for k in SUMMARY_FIELDS:
             row[k] = res[k]
         par = res["config"].get("parallelism", {})

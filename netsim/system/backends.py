@@ -44,6 +44,7 @@ class Job:
     window: bool = False  # packet replay: SimAI.conf's HAS_WIN (the window transport)
     checkpoint: CheckpointPlan | None = None  # GEMINI checkpoint traffic (flow backend)
     progress: Callable[[int, int], None] | None = None  # hears (passes done, passes) as stages advance
+    detail: bool = True  # record timeline spans and per-row tallies (a trace, figures, EndToEnd.csv)
 
 
 class Backend(Protocol):
@@ -61,7 +62,7 @@ class FlowBackend:
         model = FlowModel(job.topo, ideal=job.ideal, fidelity=job.fidelity, codec=job.codec, alltoall=job.alltoall)
         if job.staged is not None:
             return PipelineExecutor(
-                job.staged.stages, job.par, model, schedule=job.schedule, progress=job.progress
+                job.staged.stages, job.par, model, schedule=job.schedule, progress=job.progress, detail=job.detail
             ).run()
         return QueueExecutor(job.layers, model, job.topo.num_gpus).run()
 
@@ -74,7 +75,7 @@ class AnalyticalBackend:
         if job.staged is not None and _needs_schedule(job.par, job.staged):
             # Chunks, CP, FSDP and overlaps need the schedule executor; closed-form collectives still.
             return PipelineExecutor(
-                job.staged.stages, job.par, model, schedule=job.schedule, progress=job.progress
+                job.staged.stages, job.par, model, schedule=job.schedule, progress=job.progress, detail=job.detail
             ).run()
         if job.staged is not None:
             st = job.staged

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import simpy
 
 from netsim.collectives.models import NetworkModel
+from netsim.system import closed_runs
 from netsim.system.result import Breakdown, RowReport
 from netsim.system.schedules import SCHEDULES
 from netsim.system.timeline import bw_columns
@@ -194,6 +195,7 @@ class StageRunner:
         self.ready: dict[tuple[int, int], simpy.Event] = {}  # (chunk, row) -> parameters gathered
         self.lag = 0.0  # seconds of work done on this rank's stream but not yet on the clock
         self._fixed_cache: dict[tuple, float | None] = {}
+        self._plans: dict[tuple, list] = {}  # (chunk, pass, buckets) -> closed_runs.plan
         self.row_key: tuple[int, int] | None = None  # the (chunk, row) whose phases run now, for EndToEnd.csv
         self.row_name = ""
 
@@ -333,11 +335,69 @@ class StageRunner:
             self.st.gather += self.env.now - t0
             self.st.spans.append(("compute", f"wait for {name}", t0, self.env.now - t0, "stall"))
 
+    def _planned(self, c: int) -> bool:
+        """Whether chunk c's passes run as planned closed runs: nothing to record per phase, no
+        parameter gathers between rows, closed-form times that do not change."""
+        return not self.st.record and not self.chunks[c].gathers and self.ex.model.fixed_cacheable
+
+    def _plan(self, c: int, kind: str, buckets: bool = False) -> list:
+        key = (c, kind, buckets)
+        got = self._plans.get(key)
+        if got is None:
+            prog, names = self.chunks[c], self.names[c]
+            if kind == "f":
+                steps = [("phase", x.fwd, names[k][0], k) for k, x in enumerate(prog.layers)]
+            else:
+                steps = []
+                for k in range(len(prog.layers) - 1, -1, -1):
+                    x = prog.layers[k]
+                    steps += [("phase", x.ig, names[k][1], k), ("compute", x.wg.compute_ns, names[k][2])]
+                    if buckets and k in prog.buckets:
+                        steps.append(("bucket", k))
+            got = self._plans[key] = closed_runs.plan(steps, self._fixed)
+        return got
+
+    def _apply(self, run: closed_runs.ClosedRun) -> None:
+        """A closed run's additions, in the order the per-phase calls made them."""
+        self.compute(0.0, "closed run")  # a codec's pending GPU time goes first, as before a run's first phase
+        lag = self.lag
+        for v in run.lag:
+            lag += v
+        self.lag = lag
+        st = self.st
+        for attr, vals in (("compute", run.compute), ("recompute", run.recompute), *run.charges.items()):
+            if vals:
+                acc = getattr(st, attr)
+                for v in vals:
+                    acc += v
+                setattr(st, attr, acc)
+
+    def _run_plan(self, c: int, items: list, j: int):
+        """Run a planned pass: closed runs applied, networked phases and DP hand-offs in between."""
+        prog, ex = self.chunks[c], self.ex
+        for item in items:
+            if type(item) is closed_runs.ClosedRun:
+                self._apply(item)
+            elif item[0] == "net":
+                self.row_key, self.row_name = (c, item[3]), prog.layers[item[3]].name
+                yield from self.networked(item[1], item[2])
+            else:
+                k = item[1]
+                yield from self.flush()
+                self.dp.enqueue(prog.buckets[k], f"grads@{prog.layers[k].name}", ex.dp, ((c, k), prog.layers[k].name))
+        self.row_key = None
+
     def forward(self, c: int, j: int):
         ex, prog, vs = self.ex, self.chunks[c], c * self.ex.par.pp + self.i
         names = self.names[c]
         if vs > 0:
             yield from self.wait_recv("fwd", vs, j)
+        if self._planned(c):
+            yield from self._run_plan(c, self._plan(c, "f"), j)
+            if vs < ex.virtual - 1:
+                yield from self.flush()
+                self.send("fwd", vs + 1, j, prog.send_fwd)
+            return
         if prog.gathers and prog.regather:
             yield from self.flush()
             self._gather(c, sorted(prog.gathers))
@@ -359,6 +419,12 @@ class StageRunner:
         if vs < ex.virtual - 1:
             yield from self.wait_recv("bwd", vs, j)
         last = j == ex.par.microbatches - 1
+        if self._planned(c):
+            yield from self._run_plan(c, self._plan(c, "b", last and ex.overlap_grads), j)
+            if vs > 0:
+                yield from self.flush()
+                self.send("bwd", vs - 1, j, prog.send_bwd)
+            return
         unit_end = ex.unit_ends[id(prog)]
         if prog.gathers and prog.regather:
             yield from self.flush()

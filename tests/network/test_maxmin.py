@@ -68,3 +68,18 @@ def test_feasible_and_every_flow_has_a_bottleneck(net):
             for l in p
         )
         assert ok, (f, r, load)
+
+
+def test_flows_that_share_no_link_run_at_their_narrowest_link_exactly():
+    # fluid.FluidNetwork._alone_rates takes this closed form for a batch on idle links whose flows
+    # share no link: it must equal the water-filling bit for bit (same divisions).
+    rng = np.random.default_rng(7)
+    L, F, H = 400, 40, 6
+    links = rng.permutation(L)[: F * 4].reshape(F, 4)
+    paths = np.full((F, H), L, dtype=np.int64)
+    paths[:, :4] = links
+    capacity = np.append(rng.uniform(1e9, 5e10, L), np.inf)
+    caps = np.where(rng.random(F) < 0.3, rng.uniform(1e9, 3e10, F), np.inf)
+    w = rng.uniform(0.2, 1.0, F)
+    want = np.minimum((capacity[paths] / w[:, None]).min(axis=1), caps)
+    assert np.array_equal(max_min_rates(paths, capacity, caps, w), want)

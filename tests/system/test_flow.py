@@ -198,3 +198,24 @@ def test_reused_max_min_solutions_change_nothing(monkeypatch):
     hits.clear()
     fresh = run(spec).to_dict()
     assert hits[-1] == 0 and fresh == reused
+
+
+@pytest.mark.parametrize(
+    "opts",
+    [
+        {"model": "7B", "pp": 2, "gbs": 256},  # TP in closed form (NVSwitch), DP on the fabric
+        {"model": "70B", "recompute": "full", "overlap_grad_reduce": True, "tp_comm_overlap": True, "gbs": 64},
+        {"model": "7B", "compression": "zstd-gpu", "gbs": 256},  # a GPU codec's kernels on the compute stream
+        {"model": "mixtral-8x7b", "gbs": 64},  # all-to-alls on the network between closed runs
+    ],
+)
+def test_planned_closed_runs_give_the_per_phase_totals(opts):
+    # Without a timeline to record, a pass runs its closed-form phases as planned runs of additions
+    # (system/closed_runs.py); the totals must be bit-identical to running every phase.
+    from netsim.simulate import RunSpec, run
+
+    spec = RunSpec.parse({"topology": str(REPO / "topologies/hgx_h100_512.yaml"), **opts})
+    per_phase, planned = run(spec, detail=True).to_dict(), run(spec, detail=False).to_dict()
+    assert {k: v for k, v in per_phase.items() if k.endswith("_us")} == {
+        k: v for k, v in planned.items() if k.endswith("_us")
+    }
