@@ -284,6 +284,28 @@ def validate() -> None:
     """Compare netsim with reference simulators."""
 
 
+def _print_collectives(manifest: str, transport: str, as_json: bool) -> None:
+    from rich.table import Table
+
+    from netsim.report.tables import print_table
+    from netsim.validation.simai import collectives
+
+    rows = collectives(manifest, transport=transport)
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    t = Table(title=f"rank 0's collectives, netsim ({transport}) vs SimAI ({manifest})", title_justify="left")
+    for col in ("case", "row", "layer", "col", "op", "MB", "SimAI (us)", "netsim (us)", "rel err"):
+        t.add_column(col, justify="left" if col in ("case", "layer", "col", "op") else "right")
+    for r in rows:
+        err = "" if r["rel_err"] is None else f"{r['rel_err']:+.2%}"
+        want = "-" if r["simai_us"] is None else f"{r['simai_us']:,.1f}"
+        got = "-" if r["us"] is None else f"{r['us']:,.1f}"
+        t.add_row(r["case"], str(r["row"]), r["layer"], r["column"], r["op"], f"{r['bytes'] / 1e6:,.1f}", want,
+                  got, err)  # fmt: skip
+    print_table(t)
+
+
 @validate.command("simai")
 @click.option("--transport", type=click.Choice(["maxmin", "window"]), default="maxmin", show_default=True,
               help="SimAI-ns3 cases: max-min sharing, or the RDMA window (SimAI.conf HAS_WIN) with queueing on "
@@ -302,7 +324,13 @@ def validate() -> None:
     help="SimAI-Analytical manifests: show netsim's flow backend beside SimAI, with the reason for "
     "every difference over 5%",
 )
-def validate_simai(manifest, as_json, tolerance, compare_flow, transport):
+@click.option(
+    "--collectives",
+    is_flag=True,
+    help="SimAI-ns3 manifests: rank 0's time for every collective (each workload row's fwd / ig / wg) "
+    "beside SimAI's EndToEnd.csv",
+)
+def validate_simai(manifest, as_json, tolerance, compare_flow, transport, collectives):
     """Rerun every case of a netsim-reference/1 MANIFEST and compare with SimAI.
 
     SimAI-Analytical references run netsim's SimAI-compatible analytical mode; SimAI-ns3
@@ -314,6 +342,9 @@ def validate_simai(manifest, as_json, tolerance, compare_flow, transport):
     from netsim.validation.simai import load_manifest, passed
     from netsim.validation.simai import validate as run_validation
 
+    if collectives:
+        _print_collectives(manifest, transport, as_json)
+        return
     if compare_flow:
         rows = run_compare(manifest)
         if as_json:

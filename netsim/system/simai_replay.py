@@ -128,6 +128,7 @@ class SimaiReplay:
         self.dp_of = {r: tuple(dp_group(r, tp, dp)) for r in range(G)}
         self.instances: dict[tuple, _RingInstance] = {}
         self.count: dict[tuple, int] = defaultdict(int)
+        self.rank0: list[dict] = []  # rank 0's collectives, issue to end + update time, as SimAI's CSV rows
 
     def after(self, delay: float, fn) -> None:
         self.env.timeout(delay).callbacks.append(lambda _e: fn())
@@ -169,6 +170,7 @@ class SimaiReplay:
         }
         if self.model.fluid.transport is not None:
             bd.extra["max_queue_bytes"] = self.model.fluid.transport.max_queue_bytes
+        bd.extra["rank0_collectives"] = self.rank0
         return bd
 
 
@@ -193,7 +195,7 @@ class _Rank:
 
         inst.start(self.rank, fin)
 
-    def _issue(self, ph: Phase, size: int, upd: int):
+    def _issue(self, ph: Phase, size: int, upd: int, row: tuple[int, str, str]):
         c = ph.collective
         if c is None or size <= 0:
             return None
@@ -201,9 +203,19 @@ class _Rank:
         if len(group) < 2:
             return None
         ev = self.env.event()
+        if self.rank == 0:
+            self._record(ev, row, c.op, size)
         self.queue.append((self.r.instance(self.rank, c.op, group, size), ev, upd))
         self._pump()
         return ev
+
+    def _record(self, ev, row: tuple[int, str, str], op: str, size: int) -> None:
+        """Rank 0's time for a row's collective, from issue (queue wait included) to its end plus
+        the row's update time: what SimAI's EndToEnd.csv lists as that row's total comm."""
+        t0 = self.env.now
+        entry = {"row": row[0], "layer": row[1], "column": row[2], "op": op, "bytes": size}
+        self.r.rank0.append(entry)
+        ev.callbacks.append(lambda _e: entry.update(us=(self.env.now - t0) * 1e6))
 
     def _compute(self, ns: int):
         self.stats["compute"] += ns * 1e-9
@@ -218,14 +230,16 @@ class _Rank:
     def process(self):
         pending = []
         layers = self.r.prog.layers
-        for x in layers:
+        for i, x in enumerate(layers):
             yield self._compute(x.fwd.compute_ns)
-            yield from self._blocking(self._issue(x.fwd, 4096 if 0 < x.fwd.bytes < 4096 else x.fwd.bytes, x.update_ns))
-        for x in reversed(layers):
+            size = 4096 if 0 < x.fwd.bytes < 4096 else x.fwd.bytes
+            yield from self._blocking(self._issue(x.fwd, size, x.update_ns, (i, x.name, "fwd")))
+        for i in range(len(layers) - 1, -1, -1):
+            x = layers[i]
             yield self._compute(x.ig.compute_ns)
-            yield from self._blocking(self._issue(x.ig, x.ig.bytes, x.update_ns))
+            yield from self._blocking(self._issue(x.ig, x.ig.bytes, x.update_ns, (i, x.name, "ig")))
             yield self._compute(x.wg.compute_ns)
-            ev = self._issue(x.wg, x.wg.bytes, x.update_ns)
+            ev = self._issue(x.wg, x.wg.bytes, x.update_ns, (i, x.name, "wg"))
             if ev is not None:
                 pending.append(ev)
         if pending:

@@ -120,22 +120,27 @@ def analytical_case(case: dict, base: Path, where: str) -> list[Comparison]:
     return out
 
 
-def ns3_case(case: dict, base: Path, where: str, transport: str = "maxmin") -> list[Comparison]:
-    """A SimAI-ns3 case: the flow backend on the case's SimAI topology with SimAI's decomposition,
-    its SimAI.conf's packet payload, reported as SimAI does (rank 0) with the slowest and mean rank."""
+def _ns3_run(case: dict, base: Path, transport: str):
+    """The packet replay of a SimAI-ns3 case, and the case's SimAI.conf (or None)."""
     from netsim.config.simai_conf import load_simai_conf
     from netsim.network.topology import read_simai_topology
 
+    topo = read_simai_topology(base / case["topology"])
+    w = read_simai_workload(base / case["workload"])
+    conf = load_simai_conf(base / case["simai_conf"]) if case.get("simai_conf") else None
+    # AS_SEND_LAT is in µs; SimAI's default when unset is 6000 µs per flow (semantics section 0).
+    send_lat = float(case.get("env", {}).get("AS_SEND_LAT", 6000)) * 1e-6 + 10e-9
+    window = transport == "window" and bool(conf and conf.values.get("HAS_WIN"))
+    job = Job(topo=topo, layers=to_program(w), send_lat=send_lat, payload=conf.payload if conf else None,
+              window=window)  # fmt: skip
+    return simulate("packet", job), conf
+
+
+def ns3_case(case: dict, base: Path, where: str, transport: str = "maxmin") -> list[Comparison]:
+    """A SimAI-ns3 case: the flow backend on the case's SimAI topology with SimAI's decomposition,
+    its SimAI.conf's packet payload, reported as SimAI does (rank 0) with the slowest and mean rank."""
     try:
-        topo = read_simai_topology(base / case["topology"])
-        w = read_simai_workload(base / case["workload"])
-        conf = load_simai_conf(base / case["simai_conf"]) if case.get("simai_conf") else None
-        # AS_SEND_LAT is in µs; SimAI's default when unset is 6000 µs per flow (semantics section 0).
-        send_lat = float(case.get("env", {}).get("AS_SEND_LAT", 6000)) * 1e-6 + 10e-9
-        window = transport == "window" and bool(conf and conf.values.get("HAS_WIN"))
-        job = Job(topo=topo, layers=to_program(w), send_lat=send_lat, payload=conf.payload if conf else None,
-                  window=window)  # fmt: skip
-        res = simulate("packet", job)
+        res, conf = _ns3_run(case, base, transport)
         summary = res.summary()
         out = []
         for run in case["runs"]:
@@ -152,6 +157,48 @@ def ns3_case(case: dict, base: Path, where: str, transport: str = "maxmin") -> l
         return out
     except KeyError as e:
         raise InputError(f"missing key {e.args[0]!r} in case {case.get('name', '?')!r}", where=where) from None
+
+
+# SimAI's EndToEnd.csv: per workload row, each column's collective time at rank 0 (issue to end).
+_TOTAL_COMM = {"fwd": "fwd total comm", "ig": "ig total comm", "wg": "wg total comm"}
+
+
+def reference_rows(csv_path: Path) -> list[dict[str, float]]:
+    """The per-row total comm columns (us) of a SimAI EndToEnd.csv, in workload order."""
+    lines = csv_path.read_text().splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("layer_name,"))
+    cols = lines[head].split(",")
+    at = {k: cols.index(name) for k, name in _TOTAL_COMM.items()}
+    out = []
+    for line in lines[head + 1 :]:
+        cells = line.split(",")
+        if not cells or cells[0] in ("SUM", "total exposed comm") or len(cells) < len(cols):
+            break
+        out.append({k: float(cells[i]) for k, i in at.items()})
+    return out
+
+
+def collectives(path: str | Path, transport: str = "maxmin") -> list[dict]:
+    """SimAI-ns3 manifests: rank 0's time for every collective of every case, netsim's packet
+    replay beside SimAI's EndToEnd.csv (the issue #12 evidence: which collective misses)."""
+    manifest = load_manifest(path)
+    if manifest.get("reference") != "SimAI-ns3":
+        raise InputError("per-collective times are compared for SimAI-ns3 manifests only", where=str(path),
+                         field="reference")  # fmt: skip
+    base = Path(path).parent
+    out = []
+    for case in manifest["cases"]:
+        try:
+            res, _conf = _ns3_run(case, base, transport)
+            ref = reference_rows(base / case["runs"][0]["csv"])
+        except KeyError as e:
+            raise InputError(f"missing key {e.args[0]!r} in case {case.get('name', '?')!r}", where=str(path)) from None
+        for c in res.extra["rank0_collectives"]:
+            want = ref[c["row"]][c["column"]] if c["row"] < len(ref) else None
+            got = c.get("us")
+            err = rel_err(got, want) if want and got is not None else None
+            out.append({"case": case["name"], **c, "us": got, "simai_us": want, "rel_err": err})
+    return out
 
 
 def validate(path: str | Path, transport: str = "maxmin") -> list[Comparison]:
