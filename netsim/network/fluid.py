@@ -290,7 +290,7 @@ class FluidNetwork:
             got = self._alone[key] = self._rates(slots)
         else:
             self.memo_hits += 1
-        return got.copy()
+        return got  # copied into the rate array by the caller
 
     def _rates(self, idx: np.ndarray) -> np.ndarray:
         if self.transport is not None and not self.prioritised:

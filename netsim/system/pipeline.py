@@ -372,7 +372,7 @@ class StageRunner:
                     acc += v
                 setattr(st, attr, acc)
 
-    def _run_plan(self, c: int, items: list, j: int):
+    def _run_plan(self, c: int, items: list):
         """Run a planned pass: closed runs applied, networked phases and DP hand-offs in between."""
         prog, ex = self.chunks[c], self.ex
         for item in items:
@@ -393,7 +393,7 @@ class StageRunner:
         if vs > 0:
             yield from self.wait_recv("fwd", vs, j)
         if self._planned(c):
-            yield from self._run_plan(c, self._plan(c, "f"), j)
+            yield from self._run_plan(c, self._plan(c, "f"))
             if vs < ex.virtual - 1:
                 yield from self.flush()
                 self.send("fwd", vs + 1, j, prog.send_fwd)
@@ -420,7 +420,7 @@ class StageRunner:
             yield from self.wait_recv("bwd", vs, j)
         last = j == ex.par.microbatches - 1
         if self._planned(c):
-            yield from self._run_plan(c, self._plan(c, "b", last and ex.overlap_grads), j)
+            yield from self._run_plan(c, self._plan(c, "b", last and ex.overlap_grads))
             if vs > 0:
                 yield from self.flush()
                 self.send("bwd", vs - 1, j, prog.send_bwd)
