@@ -165,16 +165,21 @@ _TOTAL_COMM = {"fwd": "fwd total comm", "ig": "ig total comm", "wg": "wg total c
 
 def reference_rows(csv_path: Path) -> list[dict[str, float]]:
     """The per-row total comm columns (us) of a SimAI EndToEnd.csv, in workload order."""
-    lines = csv_path.read_text().splitlines()
-    head = next(i for i, line in enumerate(lines) if line.startswith("layer_name,"))
-    cols = lines[head].split(",")
+    lines = read_text(csv_path, "SimAI EndToEnd.csv").splitlines()
+    head = next((i for i, line in enumerate(lines) if line.startswith("layer_name,")), None)
+    cols = lines[head].split(",") if head is not None else []
+    if not all(name in cols for name in _TOTAL_COMM.values()):
+        raise InputError(f"expected a layer_name header with {', '.join(_TOTAL_COMM.values())}", where=str(csv_path))
     at = {k: cols.index(name) for k, name in _TOTAL_COMM.items()}
     out = []
     for line in lines[head + 1 :]:
         cells = line.split(",")
         if not cells or cells[0] in ("SUM", "total exposed comm") or len(cells) < len(cols):
             break
-        out.append({k: float(cells[i]) for k, i in at.items()})
+        try:
+            out.append({k: float(cells[i]) for k, i in at.items()})
+        except ValueError:
+            raise InputError(f"row {cells[0]!r}: a total comm column is not a number", where=str(csv_path)) from None
     return out
 
 

@@ -126,3 +126,13 @@ def test_rank0_collectives_beside_simais_csv(simai_dir):
     assert abs(ag["rel_err"]) < 0.01 and abs(by[("ns3_gpt13B4L_16g_spx", 1, "wg")]["rel_err"]) < 0.01
     tp = [r for r in rows if r["case"] == "ns3_gpt7B4L_32g_dcn" and r["column"] in ("fwd", "ig")]
     assert len(tp) == 11 and all(abs(r["rel_err"]) < 0.01 for r in tp)  # 9 forward rows, 2 in backward
+
+
+def test_a_reference_csv_without_simais_columns_is_an_input_error(tmp_path):
+    from netsim.errors import InputError
+    from netsim.validation.simai import reference_rows
+
+    p = tmp_path / "EndToEnd.csv"
+    p.write_text("File name, Total time\ntest1, 10\n")
+    with pytest.raises(InputError, match="total comm"):
+        reference_rows(p)
