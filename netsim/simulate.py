@@ -5,24 +5,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from netsim.config.model import ModelConfig
 from netsim.config.run import RunSpec
 from netsim.errors import InputError
 from netsim.network.compression import load_codec
 from netsim.network.topology import Topology, load_topology
-from netsim.system import simai_analytical
 from netsim.system.backends import Job, simulate
-from netsim.system.checkpoint import CheckpointPlan
 from netsim.system.result import SUMMARY_FIELDS, Breakdown
-from netsim.workload.aicb import aiob_sections, generate_aicb, timing_from_sections
 from netsim.workload.catalog import resolve_model
 from netsim.workload.compute import gpu_compute
 from netsim.workload.dlrm import build_dlrm, dlrm_parallelism, find_dlrm
 from netsim.workload.megatron import build_megatron
 from netsim.workload.parallel import Parallelism, resolve_parallelism
 from netsim.workload.program import LayerProgram
-from netsim.workload.simai_file import read_simai_workload, to_program
+
+if TYPE_CHECKING:  # SimAI modes, workload files and checkpoints import their modules when used
+    from netsim.system.simai_analytical import ClusterFlags
 
 __all__ = ["RunSpec", "RunResult", "run", "load_run_topology", "resolve_training", "simai_flags_for"]
 
@@ -47,8 +47,10 @@ def load_run_topology(spec: RunSpec) -> Topology:
     return topo.with_nic_bandwidth(spec.bandwidth) if spec.bandwidth else topo
 
 
-def simai_flags_for(topo: Topology, gpus: int | None = None) -> simai_analytical.ClusterFlags:
+def simai_flags_for(topo: Topology, gpus: int | None = None) -> ClusterFlags:
     """SimAI-Analytical's cluster flags for a topology: its -nic/-nv are GiB/s."""
+    from netsim.system import simai_analytical
+
     nv = topo.nvlink_bandwidth / 2**30 if topo.nvlink_bandwidth else -1.0
     return simai_analytical.ClusterFlags(
         gpus=gpus or topo.num_gpus,
@@ -62,6 +64,8 @@ def simai_flags_for(topo: Topology, gpus: int | None = None) -> simai_analytical
 
 def _workload_job(spec: RunSpec, job: Job, config: dict) -> str:
     """A SimAI workload file: DP = GPUs / (tp x pp)."""
+    from netsim.workload.simai_file import read_simai_workload, to_program
+
     w = read_simai_workload(spec.workload)
     topo = job.topo
     if topo.num_gpus % (w.tp * w.pp):
@@ -148,6 +152,9 @@ def _model_job(spec: RunSpec, job: Job, config: dict) -> str:
     config["parallelism"] = par.to_dict()
     job.par, job.dp, job.schedule = par, par.dp, par.schedule
     if spec.mode == "simai":
+        from netsim.workload.aicb import aiob_sections, generate_aicb, timing_from_sections
+        from netsim.workload.simai_file import to_program
+
         w = generate_aicb(model, par, timing_from_sections(aiob_sections(model, par, gpu)))
         config["workload"] = {"generator": "aicb", "rows": len(w.rows)}
         job.layers = to_program(w)
@@ -178,6 +185,8 @@ def run(spec: RunSpec, progress: Callable[[int, int], None] | None = None, detai
     if spec.alltoall != "pxn":
         config["alltoall"] = spec.alltoall
     if spec.checkpoint != "none":
+        from netsim.system.checkpoint import CheckpointPlan
+
         job.checkpoint = CheckpointPlan(
             mode=spec.checkpoint, every=spec.checkpoint_every, replicas=spec.replicas, placement=spec.placement,
             storage_bandwidth=spec.storage_bandwidth,

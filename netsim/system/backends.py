@@ -8,19 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from netsim.collectives.models import ClosedFormModel, FlowModel
-from netsim.network.compression import NicCodec
-from netsim.network.topology import Topology
-from netsim.system import simai_analytical, timeline
-from netsim.system.checkpoint import CheckpointPlan, CheckpointRun
+from netsim.system import timeline  # pipeline.py imports it anyway
 from netsim.system.pipeline import PipelineExecutor
 from netsim.system.result import Breakdown
-from netsim.system.simai_queue import QueueExecutor
-from netsim.system.simai_replay import SimaiReplay
-from netsim.workload.parallel import Parallelism
-from netsim.workload.program import LayerProgram, StagedProgram
+
+if TYPE_CHECKING:  # a plain run imports only the executor it uses (issue #18: start-up)
+    from netsim.network.compression import NicCodec
+    from netsim.network.topology import Topology
+    from netsim.system.checkpoint import CheckpointPlan
+    from netsim.system.simai_analytical import ClusterFlags
+    from netsim.workload.parallel import Parallelism
+    from netsim.workload.program import LayerProgram, StagedProgram
 
 
 @dataclass
@@ -38,7 +39,7 @@ class Job:
     alltoall: str = "pxn"  # the flow model's all-to-all: "pxn" (NCCL's default) or "direct"
     schedule: str = "1f1b"
     codec: NicCodec | None = None
-    simai_flags: simai_analytical.ClusterFlags | None = None
+    simai_flags: ClusterFlags | None = None
     send_lat: float = 0.0  # packet replay: SimAI's AS_SEND_LAT + issue overhead, seconds
     payload: int | None = None  # packet replay: SimAI.conf's PACKET_PAYLOAD_SIZE
     window: bool = False  # packet replay: SimAI.conf's HAS_WIN (the window transport)
@@ -57,6 +58,8 @@ class FlowBackend:
 
     def simulate(self, job: Job) -> Breakdown:
         if job.checkpoint is not None and job.checkpoint.mode != "none":
+            from netsim.system.checkpoint import CheckpointRun
+
             kw = {"ideal": job.ideal, "fidelity": job.fidelity, "codec": job.codec, "alltoall": job.alltoall}
             return CheckpointRun(job.staged, job.par, job.topo, job.checkpoint, **kw).run(job.schedule)
         model = FlowModel(job.topo, ideal=job.ideal, fidelity=job.fidelity, codec=job.codec, alltoall=job.alltoall)
@@ -64,6 +67,8 @@ class FlowBackend:
             return PipelineExecutor(
                 job.staged.stages, job.par, model, schedule=job.schedule, progress=job.progress, detail=job.detail
             ).run()
+        from netsim.system.simai_queue import QueueExecutor
+
         return QueueExecutor(job.layers, model, job.topo.num_gpus).run()
 
 
@@ -94,6 +99,8 @@ class SimaiAnalyticalBackend:
     """SimAI-Analytical's numbers, quirks included (reference/simai_analytical_spec.md)."""
 
     def simulate(self, job: Job) -> Breakdown:
+        from netsim.system import simai_analytical
+
         return simai_analytical.simulate(job.layers, job.simai_flags)
 
 
@@ -101,6 +108,8 @@ class PacketBackend:
     """SimAI's packet-level run replayed rank by rank on the packet-timing flow model."""
 
     def simulate(self, job: Job) -> Breakdown:
+        from netsim.system.simai_replay import SimaiReplay
+
         return SimaiReplay(job.layers, job.topo, job.send_lat, job.payload, job.window).run()
 
 
