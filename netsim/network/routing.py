@@ -201,7 +201,7 @@ def compile_network(topo: Topology) -> CompiledNetwork:
         return topo.cache["compiled"]
     g = topo.graph
     tiers = topo.switch_tiers
-    edges = sorted(g.edges(data=True))
+    edges = _sorted_edges(g)
     ends = [e for u, v, _d in edges for e in ((u, v), (v, u))]
     kinds = [k for _u, _v, d in edges for k in (d.get("kind", "fabric"),) * 2]
     top = max(tiers.values(), default=0)  # once, not per link (issue #18: links x switches at 16K GPUs)
@@ -253,6 +253,16 @@ def compile_network(topo: Topology) -> CompiledNetwork:
                 net._port_of[n] = ports[0] if ports[0] not in tiers else n
     topo.cache["compiled"] = net
     return net
+
+
+def _sorted_edges(g) -> list[tuple[int, int, dict]]:
+    """sorted(g.edges(data=True)) without networkx's edge view (0.8 -> 0.4 s at 102,400 GPUs). The
+    view orients an edge from its earlier-inserted end; with nodes inserted in id order (every
+    builder here) that is the smaller id, so reading the adjacency with u < v gives the same list."""
+    nodes = list(g)
+    if any(a >= b for a, b in zip(nodes, nodes[1:])):
+        return sorted(g.edges(data=True))
+    return sorted((u, v, d) for u, nbrs in g.adj.items() for v, d in nbrs.items() if u < v)
 
 
 def _tier_label(topo: Topology, a: int, b: int, kind: str, top: int) -> str:
