@@ -41,14 +41,15 @@ def _renumber(paths: np.ndarray, dummy_id: int, slot: np.ndarray) -> tuple[np.nd
 
 @njit(cache=True)
 def _fill(paths: np.ndarray, capacity: np.ndarray, cap: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, int]:
-    """Rates of F flows on renumbered links (dummy last); returns (rates, -1) or (_, bad flow)."""
+    """Rates of F flows on renumbered links (dummy last); returns (rates, -1) or (_, bad flow).
+    Each round visits only the unfrozen flows, in flow order (a large all-to-all has hundreds of
+    rate levels, so most flows are frozen in most rounds); every sum is the numpy version's."""
     F, H = paths.shape
     L = capacity.shape[0]
     dummy = L - 1
     rate = np.zeros(F)
     rem = capacity.astype(np.float64).copy()
     rem[dummy] = np.inf
-    unfrozen = np.ones(F, dtype=np.bool_)
     load = np.zeros(L)
     for f in range(F):
         for h in range(H):
@@ -59,54 +60,61 @@ def _fill(paths: np.ndarray, capacity: np.ndarray, cap: np.ndarray, w: np.ndarra
     bottleneck = np.empty(L, dtype=np.bool_)
     fshare = np.empty(F)
     freeze = np.zeros(F, dtype=np.bool_)
+    used = np.zeros(L)
+    dropped = np.zeros(L)
+    act = np.arange(F)  # the unfrozen flows, in flow order
     left = F
     while left > 0:
         for i in range(L):
             share[i] = rem[i] / load[i] if load[i] > EPS else np.inf
             seen[i] = np.inf
         share[dummy] = np.inf
-        for f in range(F):
-            if unfrozen[f]:
-                m = np.inf
-                for h in range(H):
-                    m = min(m, share[paths[f, h]])
-                m = min(m, cap[f])
-                if not np.isfinite(m):
-                    return rate, f
-                fshare[f] = m
-                for h in range(H):
-                    seen[paths[f, h]] = min(seen[paths[f, h]], m)
+        for j in range(left):
+            f = act[j]
+            m = np.inf
+            for h in range(H):
+                m = min(m, share[paths[f, h]])
+            m = min(m, cap[f])
+            if not np.isfinite(m):
+                return rate, f
+            fshare[f] = m
+            for h in range(H):
+                seen[paths[f, h]] = min(seen[paths[f, h]], m)
         for i in range(L):
             bottleneck[i] = share[i] <= seen[i] * (1 + EPS)
         bottleneck[dummy] = False
         any_frozen = False
         smallest = np.inf
-        for f in range(F):
-            freeze[f] = False
-            if unfrozen[f]:
-                smallest = min(smallest, fshare[f])
-                hit = cap[f] <= fshare[f] * (1 + EPS)
-                for h in range(H):
-                    hit = hit or bottleneck[paths[f, h]]
-                freeze[f] = hit
-                any_frozen = any_frozen or hit
+        for j in range(left):
+            f = act[j]
+            smallest = min(smallest, fshare[f])
+            hit = cap[f] <= fshare[f] * (1 + EPS)
+            for h in range(H):
+                hit = hit or bottleneck[paths[f, h]]
+            freeze[f] = hit
+            any_frozen = any_frozen or hit
         if not any_frozen:  # numerical corner: freeze the globally smallest share
-            for f in range(F):
-                freeze[f] = unfrozen[f] and fshare[f] <= smallest * (1 + EPS)
-        used = np.zeros(L)
-        dropped = np.zeros(L)
-        for f in range(F):
+            for j in range(left):
+                f = act[j]
+                freeze[f] = fshare[f] <= smallest * (1 + EPS)
+        kept = 0
+        for j in range(left):
+            f = act[j]
             if freeze[f]:
                 rate[f] = fshare[f]
-                unfrozen[f] = False
-                left -= 1
                 rw = fshare[f] * w[f]
                 for h in range(H):
                     used[paths[f, h]] += rw
                     dropped[paths[f, h]] += w[f]
+            else:
+                act[kept] = f
+                kept += 1
+        left = kept
         for i in range(L):
             rem[i] = max(rem[i] - used[i], 0.0)
             load[i] -= dropped[i]
+            used[i] = 0.0
+            dropped[i] = 0.0
         load[dummy] = 0.0
         for i in range(L):
             if abs(load[i]) < EPS:
