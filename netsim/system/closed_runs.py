@@ -20,6 +20,11 @@ from netsim.workload.program import CP, EP, Collective, Phase
 RECOMPUTE_SUFFIX = "recompute ig"  # compute under this name also counts as recompute
 
 
+def charged_to(group: str) -> str:
+    """The StageStats attribute a blocking collective of `group` is charged to."""
+    return "ep" if group == EP else "cp" if group == CP else "tp"
+
+
 @dataclass
 class ClosedRun:
     """The additions a run of closed phases makes: to the clock lag, to compute, recompute and
@@ -44,8 +49,7 @@ class ClosedRun:
         self.add_compute(first, name)
         exposed = fixed if chunks <= 0 else max(0.0, fixed - (ph.compute_ns - first) * 1e-9)
         self.add_compute(ph.compute_ns - first, name)
-        group = ph.collective.group
-        self.charges["ep" if group == EP else "cp" if group == CP else "tp"].append(exposed)
+        self.charges[charged_to(ph.collective.group)].append(exposed)
         self.lag.append(exposed)
 
 

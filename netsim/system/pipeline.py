@@ -216,7 +216,7 @@ class StageRunner:
                 got = self.st.tally(self.row_key, self.row_name, name)
                 if got is not None:
                     got[0].compute[got[1]] += sec
-            if name.endswith("recompute ig"):
+            if name.endswith(closed_runs.RECOMPUTE_SUFFIX):
                 self.st.recompute += sec
             self.lag += sec
 
@@ -230,12 +230,8 @@ class StageRunner:
         return self._group_map.get(group, self.dpg)
 
     def _charge(self, group: str, t0: float, d: float, name: str, c: Collective) -> None:
-        if group == EP:
-            self.st.ep += d
-        elif group == CP:
-            self.st.cp += d
-        else:
-            self.st.tp += d
+        attr = closed_runs.charged_to(group)
+        setattr(self.st, attr, getattr(self.st, attr) + d)
         if d > 0 and self.st.record:
             self.st.spans.append((f"{group} comm", name, t0, d, "collective", _args(c.op, group, c.bytes, d)))
 
