@@ -107,6 +107,11 @@ def _training_options(f):
             ),
             click.option("--precision", type=click.Choice(["bf16", "fp16", "fp8"]), help="GEMM precision"),
             click.option(
+                "--kernels",
+                type=click.Choice(["fused", "eager"]),
+                help="elementwise kernels: fused (Megatron/TE, torch.compile) or eager PyTorch (torchtitan's default)",
+            ),
+            click.option(
                 "--sharding",
                 type=click.Choice(["none", "distributed-optimizer", "zero-1", "fsdp", "fsdp-no-reshard-after-forward"]),
             ),

@@ -101,6 +101,7 @@ PARALLEL_FIELDS = (
     "vpp",
     "recompute",
     "precision",
+    "kernels",
     "sharding",
     "overlap_grad_reduce",
     "overlap_param_gather",
@@ -117,7 +118,7 @@ def resolve_training(model_name: str, gpus: int, overrides: dict) -> tuple[Model
 # Transformer options a DLRM iteration has no use for: refused, never silently dropped.
 DLRM_IGNORES = (
     "tp", "pp", "dp", "cp", "ep", "etp", "vpp", "gbs", "mbs", "seq", "sp", "schedule", "recompute", "precision",
-    "sharding", "overlap_grad_reduce", "overlap_param_gather", "tp_comm_overlap",
+    "kernels", "sharding", "overlap_grad_reduce", "overlap_param_gather", "tp_comm_overlap",
 )  # fmt: skip
 
 

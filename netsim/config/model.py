@@ -37,6 +37,7 @@ class ParallelismConfig(BaseModel):
     schedule: str = Field("1f1b", pattern="^(1f1b|gpipe|interleaved|interleaved-1f1b)$")
     recompute: Literal["none", "selective", "selective-op", "full"] = "none"
     precision: Literal["bf16", "fp16", "fp8"] = "bf16"
+    kernels: Literal["fused", "eager"] = "fused"  # eager: PyTorch without torch.compile (torchtitan's default)
     grad_reduce_dtype: Literal["fp32", "bf16", "fp16"] | None = None  # None: Megatron's rule (see parallel.py)
     overlap_grad_reduce: bool = False
     overlap_param_gather: bool = False

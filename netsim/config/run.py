@@ -48,6 +48,7 @@ class RunSpec(BaseModel):
     vpp: PositiveInt | None = None
     recompute: Literal["none", "selective", "selective-op", "full"] | None = None
     precision: Literal["bf16", "fp16", "fp8"] | None = None
+    kernels: Literal["fused", "eager"] | None = None
     sharding: Literal["none", "distributed-optimizer", "zero-1", "fsdp", "fsdp-no-reshard-after-forward"] | None = None
     overlap_grad_reduce: bool | None = None
     overlap_param_gather: bool | None = None

@@ -9,6 +9,7 @@ DEFAULTS and the row says which defaults it used. Nothing is set per case.
 from __future__ import annotations
 
 import math
+import re
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,14 +133,35 @@ def case_model(case: dict) -> ModelConfig:
     )  # fmt: skip
 
 
+def _torchtitan(case: dict) -> bool:
+    return "torchtitan" in f"{case.get('source', '')} {case.get('cluster', {}).get('name', '')}".lower()
+
+
 def _recompute(case: dict, value: str, used: list[str]) -> str:
     """`selective` means what the framework that ran the case means by it: Megatron's attention-core
     recompute, or torchtitan's op-level SAC (every second matmul of a block) for a torchtitan run."""
-    where = f"{case.get('source', '')} {case.get('cluster', {}).get('name', '')}".lower()
-    if value == "selective" and "torchtitan" in where:
+    if value == "selective" and _torchtitan(case):
         used.append("recompute=selective-op (torchtitan's selective AC)")
         return "selective-op"
     return value
+
+
+def _kernels(case: dict, used: list[str]) -> str:
+    """Megatron and NeMo run fused kernels (Transformer Engine, Apex). torchtitan runs eager PyTorch
+    unless torch.compile is on (`training.compile`, off by default); the schema has no field for it,
+    so the case's own text decides where it names torch.compile, and Float8 runs count as compiled
+    (torchtitan's Float8 recipe is benchmarked with torch.compile)."""
+    if case["training"].get("kernels"):  # netsim's own field (not in netsim-published/1), for what-ifs
+        return case["training"]["kernels"]
+    if not _torchtitan(case):
+        return "fused"
+    text = f"{case['measured'].get('derivation', '')} {case.get('cluster', {}).get('note', '')}".lower()
+    if re.search(r"\b(no|without) torch\.compile", text):
+        return "eager"
+    if "torch.compile" in text or case["training"].get("precision") == "fp8":
+        return "fused"
+    used.append("kernels=eager (torchtitan's training.compile default: off)")
+    return "eager"
 
 
 def case_training(case: dict, used: list[str]) -> dict:
@@ -156,6 +178,7 @@ def case_training(case: dict, used: list[str]) -> dict:
         "tp": t["tp"], "pp": t["pp"], "dp": t["dp"], "cp": t.get("cp") or 1, "gbs": t["gbs"],
         "mbs": _val(t, "mbs", used), "vpp": vpp, "schedule": sched, "precision": t["precision"],
         "recompute": _recompute(case, _val(t, "recompute", used), used), "sp": t.get("sequence_parallel"),
+        "kernels": _kernels(case, used),
         "sharding": t.get("sharding") or "none", "overlap_grad_reduce": bool(_val(ov, "grad_reduce", used)),
         "overlap_param_gather": bool(_val(ov, "param_gather", used)), "tp_comm_overlap": bool(_val(ov, "tp_comm", used)),
         "grad_reduce_dtype": t.get("grad_reduce_dtype"),

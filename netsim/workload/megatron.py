@@ -72,6 +72,14 @@ FP8_CAST_BYTES = 3  # Transformer Engine casts a GEMM input: read bf16 (2 B), wr
 # backward: softmax minus one-hot (4 + 4) and the bf16 gradient (2).
 CE_FWD_BYTES = 34
 CE_BWD_BYTES = 10
+# PyTorch eager (torchtitan without torch.compile) runs every elementwise op as its own kernel; bytes
+# per element, against the fused kernels above (norm read + write 4, bias-dropout-add 7, activation 6):
+# RMSNorm as torchtitan writes it: x.float() (read 2, write 4), pow(2) (4 + 4), mean (4), x * rsqrt
+# (4 + 4), type_as (4 + 2), * weight (2 + 2). An eager LayerNorm is one ATen kernel (as fused); the
+# residual add is counted as the fused bias-dropout-add.
+EAGER_RMSNORM_BYTES = 36
+EAGER_ROPE_BYTES = 20  # per q / k element: float() (2 + 4), complex multiply (4 + 4), type_as (4 + 2)
+EAGER_SWIGLU_BYTES = 10  # silu(w1 x) (2 + 2), then * w3 x (4 + 2)
 
 
 @dataclass(frozen=True)
@@ -209,6 +217,21 @@ class _Kernels:
     cast_proj: float
     cast_up: float
     cast_down: float
+    eager_attn: float = 0.0  # extra forward seconds of unfused elementwise ops (kernels="eager")
+    eager_mlp: float = 0.0
+
+
+def _eager_bytes(model: ModelConfig, par: Parallelism, tokens: float, elem_h: float) -> tuple[float, float]:
+    """HBM bytes per layer forward that eager PyTorch moves beyond the fused kernels: (attention side:
+    its RMSNorm, RoPE on q and k, the GQA K/V repeat; MLP side: its RMSNorm, SwiGLU). Backward moves twice as much, as the fused kernels' backward does here."""
+    k = model.hidden // model.heads
+    q, kvd, t = k * model.heads / par.tp, k * model.kv / par.tp, par.tp
+    norm = EAGER_RMSNORM_BYTES - 4 if model.gated_mlp else 0.0  # Llama-family (gated MLP) models use RMSNorm
+    rope = 0.0 if model.position_embeddings else EAGER_ROPE_BYTES * (q + kvd)
+    # torchtitan's repeat_kv materialises K and V at the query heads' width: read kvd, write q, each.
+    repeat = 2 * (2 * kvd + 2 * q) if model.kv < model.heads else 0.0
+    swiglu = (EAGER_SWIGLU_BYTES - 6) * model.ffn / t if model.gated_mlp else 0.0
+    return elem_h * norm + tokens * (rope + repeat), elem_h * norm + tokens * swiglu
 
 
 def _kernels(model: ModelConfig, par: Parallelism, gpu: GpuCompute) -> _Kernels:
@@ -222,6 +245,7 @@ def _kernels(model: ModelConfig, par: Parallelism, gpu: GpuCompute) -> _Kernels:
     core = 4 * b * (par.seq // par.cp) * par.seq * q / t * 0.5  # causal: half the scores
     cast = (lambda n: gpu.stream_s(FP8_CAST_BYTES * tokens * n)) if prec == "fp8" else (lambda n: 0.0)
     up, act, down = _mlp_s(gpu, model, tokens, f, t, prec)
+    attn_x, mlp_x = _eager_bytes(model, par, tokens, elem_h) if par.kernels == "eager" else (0.0, 0.0)
     return _Kernels(
         gpu=gpu,
         norm=gpu.stream_s(elem_h * (2 + 2 + 7)),  # norm read + write, bias-dropout-add read 2 write 1 + mask
@@ -231,6 +255,7 @@ def _kernels(model: ModelConfig, par: Parallelism, gpu: GpuCompute) -> _Kernels:
         proj=gpu.gemm_s(tokens, h, q / t, prec),
         up=up, act=act, down=down,
         cast_qkv=cast(h), cast_proj=cast(q / t), cast_up=cast(h), cast_down=cast(f / t),
+        eager_attn=gpu.stream_s(attn_x), eager_mlp=gpu.stream_s(mlp_x),
     )  # fmt: skip
 
 
@@ -281,20 +306,24 @@ def _transformer_layer(model: ModelConfig, par: Parallelism, kn: _Kernels, comms
         else (3 if model.gated_mlp else 2) * h * f // t
     )
     la = lp - mlp - mlp_norm  # attention and its norm: the rest belongs to the MLP rows
-    attn_col = kn.norm + kn.qkv + kn.cast_qkv
+    attn_col = kn.norm + kn.eager_attn + kn.qkv + kn.cast_qkv
     rows = [
         (_row("attention_column", _tp_phase(attn_col, fwd_in, ACTIVATION, par),
-              _tp_phase(kn.qkv + 2 * kn.norm, bwd_in, ACTIVATION_GRAD, par), _ns(kn.qkv)), la - q * h // t),
+              _tp_phase(kn.qkv + 2 * (kn.norm + kn.eager_attn), bwd_in, ACTIVATION_GRAD, par), _ns(kn.qkv)),
+         la - q * h // t),
         (_core_row(model, par, kn), 0),
         (_row("attention_row", _tp_phase(kn.proj + kn.cast_proj, fwd_out, ACTIVATION, par),
               _tp_phase(kn.proj + kn.cast_proj, bwd_out, ACTIVATION_GRAD, par), _ns(kn.proj)), q * h // t),
     ]  # fmt: skip
     if model.experts:
+        if par.kernels == "eager":
+            raise InputError("eager kernels are modelled for dense models; use kernels: fused", field="kernels")
         rows += _moe_rows(model, par, kn, comms, h * model.experts + mlp_norm)
     else:
         rows += [
-            (_row("mlp_column", _tp_phase(kn.norm + kn.up + kn.act + kn.cast_up, fwd_in, ACTIVATION, par),
-                  _tp_phase(kn.up + 2 * (kn.act + kn.norm), bwd_in, ACTIVATION_GRAD, par), _ns(kn.up)),
+            (_row("mlp_column", _tp_phase(kn.norm + kn.eager_mlp + kn.up + kn.act + kn.cast_up, fwd_in, ACTIVATION,
+                                          par),
+                  _tp_phase(kn.up + 2 * (kn.act + kn.norm + kn.eager_mlp), bwd_in, ACTIVATION_GRAD, par), _ns(kn.up)),
              lp - la - f * h // t),
             (_row("mlp_row", _tp_phase(kn.down + kn.cast_down, fwd_out, ACTIVATION, par),
                   _tp_phase(kn.down + kn.cast_down, bwd_out, ACTIVATION_GRAD, par), _ns(kn.down)), f * h // t),
@@ -313,12 +342,14 @@ def _transformer_layer(model: ModelConfig, par: Parallelism, kn: _Kernels, comms
 
 
 def _op_recompute_s(model: ModelConfig, kn: _Kernels) -> float:
-    """Seconds of the GEMMs torchtitan's op-level SAC recomputes in one layer: wk (its share of the
-    fused QKV GEMM), wo, and w3 (half the fused gate/up GEMM) or w2 without a gated MLP."""
+    """Seconds torchtitan's op-level SAC recomputes in one layer: the GEMMs wk (its share of the
+    fused QKV GEMM), wo, and w3 (half the fused gate/up GEMM) or w2 without a gated MLP, and every
+    elementwise op's forward (its policy saves only matmuls, attention and collectives)."""
     k = model.hidden // model.heads
     q, kvd = k * model.heads, k * model.kv
     mlp = kn.up / 2 if model.gated_mlp else kn.down
-    return kn.qkv * kvd / (q + 2 * kvd) + kn.proj + mlp
+    elementwise = 2 * kn.norm + kn.act + kn.eager_attn + kn.eager_mlp
+    return kn.qkv * kvd / (q + 2 * kvd) + kn.proj + mlp + elementwise
 
 
 def _moe_rows(model: ModelConfig, par: Parallelism, kn: _Kernels, comms, router_params: int) -> list:

@@ -36,6 +36,7 @@ class Parallelism:
     sharding: str = "distributed-optimizer"
     recompute: str = "none"
     precision: str = "bf16"
+    kernels: str = "fused"  # fused (Megatron / Transformer Engine, torch.compile) or eager PyTorch
     grad_reduce_dtype: str = "fp32"
     overlap_grad_reduce: bool = False
     overlap_param_gather: bool = False
@@ -170,7 +171,7 @@ def resolve_parallelism(
         tp=tp, pp=pp, dp=dp, ep=cfg.ep, gbs=cfg.gbs, mbs=cfg.mbs, seq=seq, sp=sp and tp > 1,
         distributed_optimizer=sharding == "distributed-optimizer", schedule="interleaved" if vpp > 1 else (
             "1f1b" if cfg.schedule.startswith("interleaved") else cfg.schedule),
-        cp=cp, vpp=vpp, sharding=sharding, recompute=cfg.recompute, precision=cfg.precision,
+        cp=cp, vpp=vpp, sharding=sharding, recompute=cfg.recompute, precision=cfg.precision, kernels=cfg.kernels,
         grad_reduce_dtype=grad_dtype, overlap_grad_reduce=cfg.overlap_grad_reduce,
         overlap_param_gather=cfg.overlap_param_gather, tp_comm_overlap=cfg.tp_comm_overlap and tp > 1,
         first_last_fewer=cfg.first_last_stage_one_layer_fewer, rank_order=tuple(cfg.rank_order), etp=etp,

@@ -66,3 +66,25 @@ def test_full_recompute_shows_as_recompute_time(manifest):
     no_rc = copy.deepcopy(case)
     no_rc["training"]["recompute"] = "none"
     assert run_case(no_rc, manifest["gpus"], "analytical").breakdown["recompute_s"] == 0.0
+
+
+def test_torchtitan_cases_run_eager_unless_the_case_names_torch_compile(manifest):
+    from netsim.validation.published import case_training
+
+    tt = next(c for c in manifest["cases"] if c["id"].startswith("torchtitan"))
+    mega = next(c for c in manifest["cases"] if c["id"] == "mcore-1.7B")
+    assert case_training(tt, [])["kernels"] == "eager"  # its derivation says "no torch.compile"
+    assert case_training(mega, [])["kernels"] == "fused"
+    compiled = copy.deepcopy(tt)
+    compiled["measured"]["derivation"] = "local batch / tokens per second (FSDP + torch.compile)"
+    assert case_training(compiled, [])["kernels"] == "fused"
+    silent = copy.deepcopy(tt)
+    silent["measured"]["derivation"] = ""
+    used: list[str] = []
+    assert case_training(silent, used)["kernels"] == "eager" and any("kernels=eager" in u for u in used)
+    fp8 = copy.deepcopy(silent)
+    fp8["training"]["precision"] = "fp8"
+    assert case_training(fp8, [])["kernels"] == "fused"
+    # Eager moves more bytes, so the same case is slower than with torch.compile's fused kernels.
+    slower, faster = (run_case(c, manifest["gpus"], "analytical") for c in (tt, compiled))
+    assert slower.breakdown["compute_s"] > faster.breakdown["compute_s"]

@@ -155,4 +155,33 @@ def test_selective_op_recomputes_every_second_matmul(gated):
     h, kv, f = 1024, 4 * (1024 // 16), 4096
     tokens = par.mbs * par.seq
     gemm_ns = 2 * tokens / (0.7 * 989e12) * 1e9  # per (input x output) weight element
-    assert redo[0].ig.compute_ns == pytest.approx((h * kv + h * h + h * f) * gemm_ns, rel=1e-3)
+    # ... plus every elementwise op's forward: two fused norm + bias-dropout-add passes (2 + 2 + 7 B
+    # per hidden element) and the activation (read 2 and write 1 elements of f, or 1 and 1 plain).
+    stream_ns = tokens * (2 * 11 * h + f * 2 * (3 if gated else 2)) / (gpu.hbm_bandwidth * 0.7) * 1e9
+    assert redo[0].ig.compute_ns == pytest.approx((h * kv + h * h + h * f) * gemm_ns + stream_ns, rel=1e-3)
+
+
+def test_eager_kernels_add_the_unfused_elementwise_bytes():
+    # Eager PyTorch (torchtitan, no torch.compile) against fused kernels, per token of one layer:
+    # RMSNorm 36 B per hidden element instead of 4; RoPE 20 B per q and k element; repeat_kv writes K
+    # and V at the query width (read 2 kv + write 2 h, twice); SwiGLU 10 B per f element instead of 6.
+    fit = TrainingFit(gemm_efficiency=0.7, gemm_half_dim=0, attention_efficiency=0.5, memory_efficiency=0.7)
+    gpu = gpu_compute("H100").with_fit(fit)
+
+    def rows(model, kernels):
+        par = resolve_parallelism(model.model_copy(update={"parallelism": ParallelismConfig(kernels=kernels)}), 8)
+        layers = build_megatron(model, par, gpu).stages[0].layers
+        return {x.name: x for x in layers}, par.mbs * par.seq
+
+    (fused, tokens), (eager, _) = rows(MODEL, "fused"), rows(MODEL, "eager")
+    h, kv, f = 1024, 4 * (1024 // 16), 4096
+    ns = 1e9 / (gpu.hbm_bandwidth * 0.7)
+    attn = tokens * (32 * h + 20 * (h + kv) + 2 * (2 * kv + 2 * h)) * ns
+    mlp = tokens * (32 * h + 4 * f) * ns
+    for name, extra in (("attention_column", attn), ("mlp_column", mlp)):
+        assert eager[name].fwd.compute_ns - fused[name].fwd.compute_ns == pytest.approx(extra, abs=2)
+        assert eager[name].ig.compute_ns - fused[name].ig.compute_ns == pytest.approx(2 * extra, abs=2)
+    # A GPT-style model (LayerNorm, learned positions, no GQA, GELU) has nothing left to fuse.
+    gpt = MODEL.model_copy(update={"gated_mlp": False, "position_embeddings": True, "kv_heads": 16})
+    a, b = rows(gpt, "fused")[0], rows(gpt, "eager")[0]
+    assert [x.fwd.compute_ns for x in a.values()] == [x.fwd.compute_ns for x in b.values()]
