@@ -94,12 +94,13 @@ def main(path: str, workers: int = 1, backend: str = "flow") -> str:
                 f"{t['attention_efficiency']} | {t['memory_efficiency']} (fixed) | {t['gemm_half_dim']} (fixed) |"
             )
     out += ["", "Read the attention efficiencies as what the fit absorbed, not as kernel benchmarks: A100's cases "
-            "predate flash attention (SC'21, BLOOM), so softmax and masking traffic is priced into it; on H100 the "
-            "NeMo case (cuDNN attention, seq 8192) would want it higher. The torchtitan case runs eager PyTorch "
-            "(`kernels: eager`: its unfused RMSNorm, RoPE, K/V repeat and SwiGLU traffic); before that was "
-            "modelled it was -21.8 % and held the H100 attention efficiency at 0.194 (now 0.234). mcore-32B is too slow: "
-            "with 4 micro-batches, Megatron's overlapped reduce-scatter of 16 GB of fp32 gradients over 48 ranks "
-            "hides behind only the last micro-batch's backward in netsim.", ""]  # fmt: skip
+            "predate flash attention (SC'21, BLOOM), so softmax and masking traffic is priced into it. Two modelling "
+            "steps moved the H100 fit (GEMM 0.648 -> 0.578, attention 0.194 -> 0.291) and its worst cases: the "
+            "torchtitan case runs eager PyTorch (`kernels: eager`: unfused RMSNorm, RoPE, K/V repeat and SwiGLU "
+            "traffic; it was -21.8 %), and a case without a pipeline and without a stated mbs takes the largest "
+            "micro-batch that fits in memory (mcore-32B was +21.1 % at mbs 1: 4 micro-batches leave only the "
+            "last backward to hide Megatron's overlapped reduce-scatter of 16 GB of fp32 gradients, which the "
+            "published time rules out).", ""]  # fmt: skip
     out += ["", "## What each feature moved", "",
             "Each case that uses a feature, predicted again without it (closed-form network): the change in the "
             "predicted time and the error it would have had.", "",

@@ -33,11 +33,14 @@ class RunResult:
     config: dict = field(default_factory=dict)
     workload: LayerProgram | None = None
     csv_name: str = "netsim"
+    memory: dict | None = None  # per-GPU estimate of a netsim workload (activations, model state)
 
     def to_dict(self) -> dict:
         d = {k: self.breakdown.summary()[k] for k in SUMMARY_FIELDS}
         d.update({k: v for k, v in self.breakdown.extra.items()})
         d = {k: (float(v) if hasattr(v, "dtype") else v) for k, v in d.items()}
+        if self.memory:
+            d["memory"] = self.memory
         d["config"] = self.config
         return d
 
@@ -206,4 +209,5 @@ def run(spec: RunSpec, progress: Callable[[int, int], None] | None = None, detai
             f"(a size-ratio lookup beyond 16 GiB); no totals",
             field="--mode simai",
         )
-    return RunResult(breakdown=bd, config=config, workload=job.layers, csv_name=f"{name}-")
+    memory = job.staged.memory if job.staged is not None else None
+    return RunResult(breakdown=bd, config=config, workload=job.layers, csv_name=f"{name}-", memory=memory)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from netsim.collectives.models import ClosedFormModel, FlowModel
@@ -23,7 +23,7 @@ from netsim.network.topology import Topology, build_topology
 from netsim.system.pipeline import PipelineExecutor
 from netsim.system.result import Breakdown
 from netsim.workload.compute import GpuCompute, gpu_compute
-from netsim.workload.megatron import build_megatron
+from netsim.workload.megatron import activation_bytes, build_megatron, model_state_bytes, stage_layers
 from netsim.workload.parallel import Parallelism, resolve_parallelism
 from netsim.workload.program import StagedProgram
 
@@ -32,7 +32,7 @@ SCHEMA = "netsim-published/1"
 # What a `null` in a case means (README "validate published"); each is Megatron-LM's default or
 # the common build of the named fabric, never a value chosen per case.
 DEFAULTS = {
-    "mbs": 1,
+    "mbs": "1 with a pipeline; without one, the largest divisor of the replica's batch that fits in memory",
     "recompute": "none",  # Megatron's default (no --recompute-granularity)
     "schedule": "1f1b",  # interleaved only when the source says so (or gives vpp > 1)
     "sequence_parallel": "on when tp > 1",
@@ -52,6 +52,9 @@ DEFAULTS = {
 # one replica keeps the 3072-GPU cases at seconds instead of minutes (README "validate published").
 REPLICAS = 1
 GPU_FAMILIES = ("A100", "H100", "H200", "H800", "B200")
+# Of a GPU's memory, what weights, gradients, optimizer states and activations may take: the CUDA
+# context, NCCL's buffers, GEMM workspaces and the caching allocator's fragmentation hold the rest.
+USABLE_HBM = 0.9
 
 
 @dataclass
@@ -176,7 +179,7 @@ def case_training(case: dict, used: list[str]) -> dict:
         used.append(f"vpp={DEFAULTS['vpp']}")
     out = {
         "tp": t["tp"], "pp": t["pp"], "dp": t["dp"], "cp": t.get("cp") or 1, "gbs": t["gbs"],
-        "mbs": _val(t, "mbs", used), "vpp": vpp, "schedule": sched, "precision": t["precision"],
+        "mbs": t.get("mbs") or 1, "vpp": vpp, "schedule": sched, "precision": t["precision"],
         "recompute": _recompute(case, _val(t, "recompute", used), used), "sp": t.get("sequence_parallel"),
         "kernels": _kernels(case, used),
         "sharding": t.get("sharding") or "none", "overlap_grad_reduce": bool(_val(ov, "grad_reduce", used)),
@@ -184,6 +187,8 @@ def case_training(case: dict, used: list[str]) -> dict:
         "grad_reduce_dtype": t.get("grad_reduce_dtype"),
         "first_last_stage_one_layer_fewer": bool(t.get("first_last_stage_one_layer_fewer")),
     }  # fmt: skip
+    if t.get("mbs") is None:
+        used.append("mbs=1")  # build_case takes the largest that fits when there is no pipeline
     if t.get("sequence_parallel") is None:
         used.append(f"sequence_parallel={DEFAULTS['sequence_parallel']}")
     if t.get("grad_reduce_dtype") is None:
@@ -225,7 +230,37 @@ def build_case(case: dict, gpus: dict, calibration: str | None = None) -> BuiltC
     training = case_training(case, used)
     model = case_model(case).model_copy(update={"parallelism": ParallelismConfig.model_validate(training)})
     par = resolve_parallelism(model, topo.num_gpus, where=f"{cid}: training")
+    if case["training"].get("mbs") is None and par.pp == 1:
+        par = _fitting_mbs(model, par, _hbm_bytes(case, gpus), used)
     return BuiltCase(cid, topo, model, par, case_gpu(case, gpus, calibration), used)
+
+
+def _hbm_bytes(case: dict, gpus: dict) -> float:
+    """The GPU's memory: the gpus table's `hbm_GB`, else the size its name gives (A100-SXM4-80GB)."""
+    name = case["cluster"]["gpu"]
+    gb = (gpus.get(name) or {}).get("hbm_GB")
+    if gb is None:
+        m = re.search(r"(\d+)\s*GB", name, re.IGNORECASE)
+        if m is None:
+            raise InputError(f"GPU {name!r}: no hbm_GB in the gpus table and no memory size in its name",
+                             field="cluster.gpu")  # fmt: skip
+        gb = m.group(1)
+    return float(gb) * 1e9
+
+
+def _fitting_mbs(model: ModelConfig, par: Parallelism, hbm: float, used: list[str]) -> Parallelism:
+    """Without a pipeline, micro-batches exist only to bound activation memory (gradient
+    accumulation), so an unstated mbs is the largest divisor of the replica's batch whose weights,
+    gradients, optimizer states and activations fit in USABLE_HBM of the GPU's memory (1 if none does)."""
+    local = par.gbs // par.dp
+    counts = stage_layers(model.layers, par.pp * par.vpp, par.first_last_fewer)
+    for mbs in (d for d in range(local, 0, -1) if local % d == 0):
+        cand = replace(par, mbs=mbs)
+        if model_state_bytes(model, cand) + activation_bytes(model, cand, counts) <= USABLE_HBM * hbm or mbs == 1:
+            break
+    used[:] = [u for u in used if not u.startswith("mbs=")]
+    used.append(f"mbs={mbs} (no pipeline: the largest that fits {USABLE_HBM:.0%} of {hbm / 1e9:.0f} GB)")
+    return cand
 
 
 def simulate_case(

@@ -170,23 +170,45 @@ def build_megatron(model: ModelConfig, par: Parallelism, gpu: GpuCompute) -> Sta
             cache[shape] = _stage_program(model, par, gpu, shape)
         stages.append(cache[shape])
     unrolled = [_unroll([stages[c * par.pp + i] for c in range(v)], par, counts[i]) for i in range(par.pp)]
-    memory = {"activation_bytes_per_gpu": _activation_memory(model, par, counts), "recompute": par.recompute}
+    memory = {"activation_bytes_per_gpu": activation_bytes(model, par, counts), "recompute": par.recompute,
+              "model_state_bytes_per_gpu": model_state_bytes(model, par)}  # fmt: skip
     return StagedProgram(stages=stages, unrolled=unrolled, model_name=model.name, chunks=v, memory=memory)
 
 
-def _activation_memory(model: ModelConfig, par: Parallelism, counts: list[int]) -> int:
+def activation_bytes(model: ModelConfig, par: Parallelism, counts: list[int]) -> int:
     """Activations the first pipeline rank holds at the 1F1B peak (Korthikanti et al. 2022, eq. for
     s b h per layer; flash attention stores no s^2 scores): 34 sbh/t with SP (sequence-sharded norms
-    and dropout), 10 sbh + 24 sbh/t without, 2 sbh (the layer input) under full recompute."""
+    and dropout), 10 sbh + 24 sbh/t without, 2 sbh (the layer input) under full recompute, plus
+    then the one layer whose forward is being re-run."""
     s, b, h, t = par.seq // par.cp, par.mbs, model.hidden, par.tp
-    per_layer = {"full": 2 * s * b * h}.get(par.recompute, 34 * s * b * h / t if par.sp else (10 + 24 / t) * s * b * h)
+    stored = 34 * s * b * h / t if par.sp else (10 + 24 / t) * s * b * h
+    per_layer = 2 * s * b * h if par.recompute == "full" else stored
     layers = sum(counts[c * par.pp] for c in range(par.vpp))
     in_flight = (
         min(par.microbatches, par.pp)
         if par.vpp == 1
         else min(par.microbatches * par.vpp, par.pp * par.vpp + par.pp - 1) / par.vpp
     )
-    return int(per_layer * layers * in_flight)
+    return int(per_layer * layers * in_flight + (stored if par.recompute == "full" else 0))
+
+
+def model_state_bytes(model: ModelConfig, par: Parallelism) -> int:
+    """Weights, gradients and Adam states on the pipeline rank that holds the most parameters:
+    bf16 weights (2 B; FP8 keeps them too), gradients in grad_reduce_dtype (Megatron's main_grad),
+    fp32 master weights, m and v (12 B) sharded over DP by the distributed optimizer / ZeRO-1, and
+    all three sharded under FSDP (Rajbhandari et al., ZeRO, section 3)."""
+    counts = stage_layers(model.layers, par.pp * par.vpp, par.first_last_fewer)
+    v = par.vpp
+    params = max(
+        sum(stage_params(model, par, StageShape(counts[c * par.pp + i], c * par.pp + i == 0,
+                                                c * par.pp + i == par.pp * v - 1)) for c in range(v))
+        for i in range(par.pp)
+    )  # fmt: skip
+    grad = 4 if par.grad_reduce_dtype == "fp32" else 2
+    if par.sharding.startswith("fsdp"):
+        return params * (2 + grad + 12) // par.dp
+    optimizer = 12 if par.sharding == "none" else 12 / par.dp
+    return int(params * (2 + grad + optimizer))
 
 
 def _row(name: str, fwd: Phase, ig: Phase, wg_ns: int) -> Layer:

@@ -88,3 +88,22 @@ def test_torchtitan_cases_run_eager_unless_the_case_names_torch_compile(manifest
     # Eager moves more bytes, so the same case is slower than with torch.compile's fused kernels.
     slower, faster = (run_case(c, manifest["gpus"], "analytical") for c in (tt, compiled))
     assert slower.breakdown["compute_s"] > faster.breakdown["compute_s"]
+
+
+def test_without_a_pipeline_an_unstated_mbs_is_the_largest_that_fits(manifest):
+    from netsim.validation.published import build_case
+
+    case = copy.deepcopy(next(c for c in manifest["cases"] if c["id"] == "mcore-32B"))
+    h, f, L, v, s, t, dp = 7168, 28672, 48, 131072, 4096, 8, 48
+    # By hand: one TP rank's parameters (attention 4h^2/t, MLP 2hf/t, two LayerNorms, learned
+    # positions, embedding and output layer) at bf16 weights + fp32 main_grad + Adam sharded over DP.
+    params = L * (4 * h * h // t + 2 * h * f // t + 4 * h) + s * h + 2 * v * h // t + 2 * h
+    state = params * (2 + 4 + 12 / dp)
+    per_seq = 34 * s * h / t * L  # stored activations of one sequence (SP, no recompute)
+    for gb in (80, 50, 40):
+        gpus = {**manifest["gpus"], case["cluster"]["gpu"]: {**manifest["gpus"][case["cluster"]["gpu"]], "hbm_GB": gb}}
+        b = build_case(case, gpus)
+        want = max(m for m in (1, 2, 4) if m == 1 or state + m * per_seq <= 0.9 * gb * 1e9)
+        assert b.par.mbs == want and b.par.microbatches == 4 // want
+    piped = copy.deepcopy(next(c for c in manifest["cases"] if c["id"] == "mcore-177B"))
+    assert build_case(piped, manifest["gpus"]).par.mbs == 1  # with a pipeline mbs stays 1 (bubble)

@@ -185,3 +185,15 @@ def test_eager_kernels_add_the_unfused_elementwise_bytes():
     gpt = MODEL.model_copy(update={"gated_mlp": False, "position_embeddings": True, "kv_heads": 16})
     a, b = rows(gpt, "fused")[0], rows(gpt, "eager")[0]
     assert [x.fwd.compute_ns for x in a.values()] == [x.fwd.compute_ns for x in b.values()]
+
+
+@pytest.mark.parametrize("sharding,per_param", [("none", 2 + 4 + 12), ("distributed-optimizer", 2 + 4 + 12 / 64),
+                                                ("fsdp", (2 + 4 + 12) / 64)])  # fmt: skip
+def test_model_state_bytes_shard_as_zero_says(sharding, per_param):
+    # 512 GPUs at tp 8 pp 1: dp 64. bf16 weights, fp32 gradients, fp32 master + Adam m and v.
+    from netsim.workload.megatron import model_state_bytes
+
+    par = _par(tp=8, sharding=sharding)
+    h, f, kv, v = 1024, 4096, 4 * 64, 32768  # vocab padded to a multiple of 128 x tp (Megatron)
+    params = 8 * ((h * (h + 2 * kv) + h * h + 3 * h * f) // 8 + 2 * h) + 2 * v * h // 8 + h
+    assert model_state_bytes(MODEL, par) == pytest.approx(params * per_param, rel=1e-9)
