@@ -161,7 +161,9 @@ class FluidNetwork:
             self._grow(2 * n)
             self.free.extend(range(2 * n - 1, n - 1, -1))
         self._advance()
-        slots = np.array([self.free.pop() for _ in range(B)], dtype=np.int64)
+        # The slots list.pop() would give, B at a time: the free list's last B, last first.
+        slots = np.array(self.free[-1 : -B - 1 : -1], dtype=np.int64)
+        del self.free[-B:]
         self.paths[slots] = paths
         self.acks[slots] = self.L - 1 if acks is None else acks
         self.remaining[slots] = sizes
@@ -207,12 +209,15 @@ class FluidNetwork:
             ev = self.env.timeout(0)
             ev.callbacks.append(self._solve_now)
 
-    def _advance(self) -> None:
+    def _advance(self) -> np.ndarray | None:
+        """Move every active flow to `now`; the active slots when it had to find them."""
         dt = self.env.now - self.last_t
+        idx = None
         if dt > 0 and self.n_active:
             idx = np.flatnonzero(self.active)
             self.remaining[idx] -= self.rate[idx] * dt
         self.last_t = self.env.now
+        return idx
 
     def _book(self, idx: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Add to `out` the bytes (wire bytes: x weight) each link has carried of flows `idx`."""
@@ -223,8 +228,9 @@ class FluidNetwork:
     def _solve_now(self, _ev=None) -> None:
         self.pending = False
         self.events += 1
-        self._advance()
-        idx = np.flatnonzero(self.active)
+        idx = self._advance()
+        if idx is None:
+            idx = np.flatnonzero(self.active)
         if idx.size:
             left = self.remaining[idx]
             done = (left <= np.maximum(self.rate[idx], 1.0) * DONE_TIME) | (left <= 1e-9 * self.size[idx])
@@ -274,8 +280,9 @@ class FluidNetwork:
         at its own narrowest link (capacity / weight) or its cap: what the water-filling gives in
         its first round, with the same divisions, so bit-identical (pipeline sends are such)."""
         p = self.paths[slots]
-        real = p[p != self.L - 1]
-        if np.unique(real).size == real.size:
+        # Its links carried nothing before it started and no start since made the solve dirty, so
+        # they carry only this batch: each is used once exactly when no two of its flows share one.
+        if (self.users[p[p != self.L - 1]] == 1).all():
             share = (self.capacity[p] / self.weight[slots][:, None]).min(axis=1)
             return np.minimum(share, self.caps[slots])
         if not self.memoise or slots.size > ALONE_MEMO_FLOWS:
