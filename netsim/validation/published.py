@@ -51,7 +51,7 @@ DEFAULTS = {
 # every rank). Replicas are symmetric; on these 1:1 fabrics their TP/PP traffic shares few links, and
 # one replica keeps the 3072-GPU cases at seconds instead of minutes (README "validate published").
 REPLICAS = 1
-GPU_FAMILIES = ("A100", "H100", "H200", "H800", "B200")
+GPU_FAMILIES = ("A100", "H100", "H200", "H800", "B200", "GB200")
 # Of a GPU's memory, what weights, gradients, optimizer states and activations may take: the CUDA
 # context, NCCL's buffers, GEMM workspaces and the caching allocator's fragmentation hold the rest.
 USABLE_HBM = 0.9

@@ -107,3 +107,15 @@ def test_without_a_pipeline_an_unstated_mbs_is_the_largest_that_fits(manifest):
         assert b.par.mbs == want and b.par.microbatches == 4 // want
     piped = copy.deepcopy(next(c for c in manifest["cases"] if c["id"] == "mcore-177B"))
     assert build_case(piped, manifest["gpus"]).par.mbs == 1  # with a pipeline mbs stays 1 (bubble)
+
+
+def test_blackwell_parts_have_a_calibration_family(manifest):
+    # MLPerf submissions run on B200 and GB200 too: they take H100's kernel efficiencies at their
+    # own datasheet peaks (the manifest's gpus table), so the same case is faster, never an error row.
+    case = copy.deepcopy(next(c for c in manifest["cases"] if c["id"].startswith("mlperf-gpt3-v3.0")))
+    h100 = run_case(case, manifest["gpus"], "analytical").predicted_s
+    for name, bf16, fp8 in (("B200-SXM-180GB", 2250, 4500), ("GB200-NVL72-186GB", 2500, 5000)):
+        gpus = {**manifest["gpus"], name: {"bf16_tflops": bf16, "fp8_tflops": fp8, "hbm_TBps": 8.0}}
+        case["cluster"]["gpu"] = name
+        r = run_case(case, gpus, "analytical")
+        assert r.error is None and r.predicted_s < h100
