@@ -172,6 +172,14 @@ def _training_options(f):
     help="flow backend's all-to-all (MoE, DLRM): NCCL's PXN (NVLink to the destination's rail, then "
     "that rail) or one flow per pair",
 )
+@click.option(
+    "--transport",
+    type=click.Choice(["maxmin", "window"]),
+    default="maxmin",
+    show_default=True,
+    help="flow backend's rates: max-min fair, or RDMA windows (BDP window, packet headers, ACKs, "
+    "queueing on data and ACK paths; slower to simulate)",
+)
 @click.option("--compression", help="compression profile (see calibration/compression/) or YAML file")
 @click.option(
     "--checkpoint",

@@ -185,9 +185,13 @@ def run(spec: RunSpec, progress: Callable[[int, int], None] | None = None, detai
         "compression": spec.compression or "none",
     }  # fmt: skip
     job = Job(topo=topo, ideal=spec.network == "ideal", fidelity=spec.fidelity, codec=codec, progress=progress,
-              alltoall=spec.alltoall, detail=detail)  # fmt: skip
+              alltoall=spec.alltoall, detail=detail, transport=spec.transport)  # fmt: skip
     if spec.alltoall != "pxn":
         config["alltoall"] = spec.alltoall
+    if spec.transport != "maxmin":
+        if spec.backend != "flow":
+            raise InputError("the window transport is a flow-backend model; use --backend flow", field="--transport")
+        config["transport"] = spec.transport
     if spec.checkpoint != "none":
         from netsim.system.checkpoint import CheckpointPlan
 

@@ -74,3 +74,16 @@ def test_bench_collective_speaks_nccl_tests():
     assert r.exit_code == 0, r.output
     assert "#wrong" in r.output and "in-place" in r.output and "(auto: ring" in r.output
     assert "# Avg bus bandwidth" in r.output.splitlines()[-1]
+
+
+def test_run_with_the_window_transport(repo):
+    # RDMA windows, packet headers and ACKs only ever take rate away from max-min's allocation,
+    # and the compute is the same; the analytical backend has no transport to choose.
+    t = repo / "topologies/fat_tree_512.yaml"
+    plain = json.loads(invoke("run", t, "--model", "7B", "--gbs", "256", "--json"))
+    window = json.loads(invoke("run", t, "--model", "7B", "--gbs", "256", "--json", "--transport", "window"))
+    assert window["config"]["transport"] == "window" and "transport" not in plain["config"]
+    assert window["compute_us"] == plain["compute_us"]
+    assert window["exposed_dp_us"] > plain["exposed_dp_us"] and window["total_us"] > plain["total_us"]
+    r = CliRunner().invoke(main, ["run", str(t), "--model", "7B", "--backend", "analytical", "--transport", "window"])
+    assert r.exit_code == 2 and "--transport" in r.output

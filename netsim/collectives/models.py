@@ -158,16 +158,20 @@ class FlowModel:
     def __init__(
         self, topo: Topology, ideal: bool = False, fidelity: str = "macro", spray: bool = False,
         codec: NicCodec | None = None, packet: bool = False, send_lat: float | None = None,
-        payload: int | None = None, window: bool = False, alltoall: str = "pxn",
+        payload: int | None = None, window: bool = False, alltoall: str = "pxn", transport: str = "maxmin",
     ):  # fmt: skip
         self.env = simpy.Environment()
         self.net = compile_network(topo)
         self.timing = PacketTiming(self.net, payload or PAYLOAD) if packet else None
         capacity = self.timing.capacity if packet else self.net.capacity
-        transport = None
+        fixed_point = None
         if packet and window:  # SimAI.conf HAS_WIN: the RDMA window on top of max-min (network/transport.py)
-            transport = build_window_transport(self.net, self.timing, self.timing.payload)
-        self.fluid = FluidNetwork(self.env, capacity, self.net.latency, transport=transport)
+            fixed_point = build_window_transport(self.net, self.timing, self.timing.payload)
+        elif transport == "window":  # `run --transport window`: the same element on netsim's own collectives
+            timing = PacketTiming(self.net, payload or PAYLOAD)
+            capacity = timing.capacity
+            fixed_point = build_window_transport(self.net, timing, timing.payload)
+        self.fluid = FluidNetwork(self.env, capacity, self.net.latency, transport=fixed_point)
         alpha = 0.0 if ideal else topo.alpha
         self.alpha = send_lat if send_lat is not None else alpha
         self.coll = CollectiveEngine(

@@ -32,6 +32,7 @@ class RunSpec(BaseModel):
     network: Literal["real", "ideal"] = "real"  # "ideal": infinite bandwidth, zero latency
     fidelity: Literal["macro", "chunked"] = "macro"
     alltoall: Literal["direct", "pxn"] = "pxn"  # the flow backend's all-to-all (NCCL's default: PXN)
+    transport: Literal["maxmin", "window"] = "maxmin"  # the flow backend's rates (network/transport.py)
     bandwidth: Bandwidth | None = Field(None, gt=0)  # NIC line rate override, bytes/s
     tp: PositiveInt | None = None
     pp: PositiveInt | None = None

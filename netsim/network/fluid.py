@@ -301,15 +301,22 @@ class FluidNetwork:
 
     def _rates(self, idx: np.ndarray) -> np.ndarray:
         if self.transport is not None and not self.prioritised:
-            return self.transport.rates(self.paths[idx], self.acks[idx], self.caps[idx], self.weight[idx])
+            # The window fixed point is a function of the flows' data and ACK paths, caps and
+            # weights: memoised like max-min, named by both paths.
+            t = self.transport
+            return self._memoised(idx, np.hstack([self.paths, self.acks]),
+                                  lambda r: t.rates(self.paths[r], self.acks[r], self.caps[r], self.weight[r]))  # fmt: skip
         if self.prioritised and self.prio[idx].any():
             return priority_max_min_rates(
                 self.paths[idx], self.capacity, self.prio[idx], self.caps[idx], self.weight[idx]
             )
-        return self._memo_max_min(idx)
+        return self._memoised(
+            idx, self.paths, lambda r: max_min_rates(self.paths[r], self.capacity, self.caps[r], self.weight[r])
+        )
 
-    def _memo_max_min(self, idx: np.ndarray) -> np.ndarray:
-        """Max-min rates, reused when the same set of flows (paths, caps, weights) was solved before:
+    def _memoised(self, idx: np.ndarray, routes: np.ndarray, solve: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """Rates from `solve` (max-min, or the transport's fixed point), reused when the same set of
+        flows (their `routes` rows, caps, weights) was solved before:
         training repeats its collectives every micro-batch, so most solves repeat (issue #18: 81 %
         on 175B/512). Flows are put in a canonical order first (sorted by a 64-bit id of path, cap
         and weight) and every solve runs in that order, so a reused solution is bit-identical to a
@@ -317,7 +324,7 @@ class FluidNetwork:
         128-bit digest of them: at 16K GPUs the arrays would hold hundreds of MB, and hashing every
         hop cost more than the compiled solve), so two sets are confused only if some flow's pair
         of ids collides (~2^-128). Flows whose first ids collide keep their given order."""
-        ids, ids2 = _flow_ids(self.paths, self.caps, self.weight, idx)
+        ids, ids2 = _flow_ids(routes, self.caps, self.weight, idx)
         order = np.argsort(ids, kind="stable")
         h = hashlib.blake2b(ids[order].tobytes(), digest_size=16)
         h.update(ids2[order].tobytes())
@@ -326,8 +333,7 @@ class FluidNetwork:
         if rates is None:
             if len(self._memo) >= MEMO_ENTRIES:
                 self._memo.clear()
-            rows = idx[order]
-            rates = max_min_rates(self.paths[rows], self.capacity, self.caps[rows], self.weight[rows])
+            rates = solve(idx[order])
             self._memo[key] = rates
         else:
             self.memo_hits += 1

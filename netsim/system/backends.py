@@ -37,6 +37,7 @@ class Job:
     ideal: bool = False
     fidelity: str = "macro"
     alltoall: str = "pxn"  # the flow model's all-to-all: "pxn" (NCCL's default) or "direct"
+    transport: str = "maxmin"  # the flow model's rates: "maxmin" or "window" (network/transport.py)
     schedule: str = "1f1b"
     codec: NicCodec | None = None
     simai_flags: ClusterFlags | None = None
@@ -60,9 +61,11 @@ class FlowBackend:
         if job.checkpoint is not None and job.checkpoint.mode != "none":
             from netsim.system.checkpoint import CheckpointRun
 
-            kw = {"ideal": job.ideal, "fidelity": job.fidelity, "codec": job.codec, "alltoall": job.alltoall}
+            kw = {"ideal": job.ideal, "fidelity": job.fidelity, "codec": job.codec, "alltoall": job.alltoall,
+                  "transport": job.transport}  # fmt: skip
             return CheckpointRun(job.staged, job.par, job.topo, job.checkpoint, **kw).run(job.schedule)
-        model = FlowModel(job.topo, ideal=job.ideal, fidelity=job.fidelity, codec=job.codec, alltoall=job.alltoall)
+        model = FlowModel(job.topo, ideal=job.ideal, fidelity=job.fidelity, codec=job.codec, alltoall=job.alltoall,
+                          transport=job.transport)  # fmt: skip
         if job.staged is not None:
             return PipelineExecutor(
                 job.staged.stages, job.par, model, schedule=job.schedule, progress=job.progress, detail=job.detail

@@ -174,23 +174,25 @@ def test_flow_endtoend_rows_match_the_closed_form_replay():
         assert f[5] == c[5] and f[8] == c[8]  # fwd exposed and total TP comm
 
 
-def test_reused_max_min_solutions_change_nothing(monkeypatch):
-    # The flow backend reuses a max-min solution when the same flows are active again; the iteration
-    # must come out bit-identical to solving every time, and most solves of a 1F1B iteration repeat.
+@pytest.mark.parametrize("transport", ["maxmin", "window"])
+def test_reused_solutions_change_nothing(monkeypatch, transport):
+    # The flow backend reuses a max-min (or window fixed-point) solution when the same flows are
+    # active again; the iteration must come out bit-identical to solving every time, and most
+    # solves of a 1F1B iteration repeat.
     import netsim.network.fluid as fluid_mod
     from netsim.simulate import RunSpec, run
 
     spec = RunSpec.parse({"topology": str(REPO / "topologies/fat_tree_512.yaml"), "model": "7B", "pp": 2,
-                          "gbs": 256})  # fmt: skip
+                          "gbs": 256, "transport": transport})  # fmt: skip
     hits = []
-    orig = fluid_mod.FluidNetwork._memo_max_min
+    orig = fluid_mod.FluidNetwork._memoised
 
-    def spy(self, idx):
-        out = orig(self, idx)
+    def spy(self, idx, routes, solve):
+        out = orig(self, idx, routes, solve)
         hits.append(self.memo_hits)
         return out
 
-    monkeypatch.setattr(fluid_mod.FluidNetwork, "_memo_max_min", spy)
+    monkeypatch.setattr(fluid_mod.FluidNetwork, "_memoised", spy)
     reused = run(spec).to_dict()
     solves = len(hits)
     assert hits[-1] > solves // 2
