@@ -304,19 +304,18 @@ class FluidNetwork:
             # The window fixed point is a function of the flows' data and ACK paths, caps and
             # weights: memoised like max-min, named by both paths.
             t = self.transport
-            return self._memoised(idx, np.hstack([self.paths, self.acks]),
-                                  lambda r: t.rates(self.paths[r], self.acks[r], self.caps[r], self.weight[r]))  # fmt: skip
+            return self._memoised(
+                idx, lambda r: t.rates(self.paths[r], self.acks[r], self.caps[r], self.weight[r]), acks=True
+            )
         if self.prioritised and self.prio[idx].any():
             return priority_max_min_rates(
                 self.paths[idx], self.capacity, self.prio[idx], self.caps[idx], self.weight[idx]
             )
-        return self._memoised(
-            idx, self.paths, lambda r: max_min_rates(self.paths[r], self.capacity, self.caps[r], self.weight[r])
-        )
+        return self._memoised(idx, lambda r: max_min_rates(self.paths[r], self.capacity, self.caps[r], self.weight[r]))
 
-    def _memoised(self, idx: np.ndarray, routes: np.ndarray, solve: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-        """Rates from `solve` (max-min, or the transport's fixed point), reused when the same set of
-        flows (their `routes` rows, caps, weights) was solved before:
+    def _memoised(self, idx: np.ndarray, solve: Callable[[np.ndarray], np.ndarray], acks: bool = False) -> np.ndarray:
+        """Rates from `solve` (max-min, or the transport's fixed point, whose flows are named by
+        their ACK paths too), reused when the same set of flows (paths, caps, weights) was solved before:
         training repeats its collectives every micro-batch, so most solves repeat (issue #18: 81 %
         on 175B/512). Flows are put in a canonical order first (sorted by a 64-bit id of path, cap
         and weight) and every solve runs in that order, so a reused solution is bit-identical to a
@@ -324,7 +323,11 @@ class FluidNetwork:
         128-bit digest of them: at 16K GPUs the arrays would hold hundreds of MB, and hashing every
         hop cost more than the compiled solve), so two sets are confused only if some flow's pair
         of ids collides (~2^-128). Flows whose first ids collide keep their given order."""
-        ids, ids2 = _flow_ids(routes, self.caps, self.weight, idx)
+        if acks:
+            rows = np.hstack([self.paths[idx], self.acks[idx]])
+            ids, ids2 = _flow_ids(rows, self.caps[idx], self.weight[idx], np.arange(idx.size))
+        else:
+            ids, ids2 = _flow_ids(self.paths, self.caps, self.weight, idx)
         order = np.argsort(ids, kind="stable")
         h = hashlib.blake2b(ids[order].tobytes(), digest_size=16)
         h.update(ids2[order].tobytes())

@@ -23,7 +23,7 @@ from netsim.network.topology import Topology, build_topology
 from netsim.system.pipeline import PipelineExecutor
 from netsim.system.result import Breakdown
 from netsim.workload.compute import GpuCompute, gpu_compute
-from netsim.workload.megatron import activation_bytes, build_megatron, model_state_bytes, stage_layers
+from netsim.workload.megatron import build_megatron, memory_estimate
 from netsim.workload.parallel import Parallelism, resolve_parallelism
 from netsim.workload.program import StagedProgram
 
@@ -253,10 +253,10 @@ def _fitting_mbs(model: ModelConfig, par: Parallelism, hbm: float, used: list[st
     accumulation), so an unstated mbs is the largest divisor of the replica's batch whose weights,
     gradients, optimizer states and activations fit in USABLE_HBM of the GPU's memory (1 if none does)."""
     local = par.gbs // par.dp
-    counts = stage_layers(model.layers, par.pp * par.vpp, par.first_last_fewer)
     for mbs in (d for d in range(local, 0, -1) if local % d == 0):
         cand = replace(par, mbs=mbs)
-        if model_state_bytes(model, cand) + activation_bytes(model, cand, counts) <= USABLE_HBM * hbm or mbs == 1:
+        mem = memory_estimate(model, cand)
+        if mem["model_state_bytes_per_gpu"] + mem["activation_bytes_per_gpu"] <= USABLE_HBM * hbm or mbs == 1:
             break
     used[:] = [u for u in used if not u.startswith("mbs=")]
     used.append(f"mbs={mbs} (no pipeline: the largest that fits {USABLE_HBM:.0%} of {hbm / 1e9:.0f} GB)")

@@ -170,9 +170,15 @@ def build_megatron(model: ModelConfig, par: Parallelism, gpu: GpuCompute) -> Sta
             cache[shape] = _stage_program(model, par, gpu, shape)
         stages.append(cache[shape])
     unrolled = [_unroll([stages[c * par.pp + i] for c in range(v)], par, counts[i]) for i in range(par.pp)]
-    memory = {"activation_bytes_per_gpu": activation_bytes(model, par, counts), "recompute": par.recompute,
-              "model_state_bytes_per_gpu": model_state_bytes(model, par)}  # fmt: skip
-    return StagedProgram(stages=stages, unrolled=unrolled, model_name=model.name, chunks=v, memory=memory)
+    return StagedProgram(stages=stages, unrolled=unrolled, model_name=model.name, chunks=v,
+                         memory=memory_estimate(model, par))  # fmt: skip
+
+
+def memory_estimate(model: ModelConfig, par: Parallelism) -> dict:
+    """Per-GPU bytes on the rank that holds the most: activations at the 1F1B peak and model state."""
+    counts = stage_layers(model.layers, par.pp * par.vpp, par.first_last_fewer)
+    return {"activation_bytes_per_gpu": activation_bytes(model, par, counts), "recompute": par.recompute,
+            "model_state_bytes_per_gpu": model_state_bytes(model, par)}  # fmt: skip
 
 
 def activation_bytes(model: ModelConfig, par: Parallelism, counts: list[int]) -> int:
