@@ -178,7 +178,7 @@ def memory_estimate(model: ModelConfig, par: Parallelism) -> dict:
     """Per-GPU bytes on the rank that holds the most: activations at the 1F1B peak and model state."""
     counts = stage_layers(model.layers, par.pp * par.vpp, par.first_last_fewer)
     return {"activation_bytes_per_gpu": activation_bytes(model, par, counts), "recompute": par.recompute,
-            "model_state_bytes_per_gpu": model_state_bytes(model, par)}  # fmt: skip
+            "model_state_bytes_per_gpu": model_state_bytes(model, par, counts)}  # fmt: skip
 
 
 def activation_bytes(model: ModelConfig, par: Parallelism, counts: list[int]) -> int:
@@ -198,18 +198,13 @@ def activation_bytes(model: ModelConfig, par: Parallelism, counts: list[int]) ->
     return int(per_layer * layers * in_flight + (stored if par.recompute == "full" else 0))
 
 
-def model_state_bytes(model: ModelConfig, par: Parallelism) -> int:
+def model_state_bytes(model: ModelConfig, par: Parallelism, counts: list[int]) -> int:
     """Weights, gradients and Adam states on the pipeline rank that holds the most parameters:
     bf16 weights (2 B; FP8 keeps them too), gradients in grad_reduce_dtype (Megatron's main_grad),
     fp32 master weights, m and v (12 B) sharded over DP by the distributed optimizer / ZeRO-1, and
     all three sharded under FSDP (Rajbhandari et al., ZeRO, section 3)."""
-    counts = stage_layers(model.layers, par.pp * par.vpp, par.first_last_fewer)
-    v = par.vpp
-    params = max(
-        sum(stage_params(model, par, StageShape(counts[c * par.pp + i], c * par.pp + i == 0,
-                                                c * par.pp + i == par.pp * v - 1)) for c in range(v))
-        for i in range(par.pp)
-    )  # fmt: skip
+    per_stage = [stage_params(model, par, StageShape(n, vs == 0, vs == len(counts) - 1)) for vs, n in enumerate(counts)]
+    params = max(sum(per_stage[c * par.pp + i] for c in range(par.vpp)) for i in range(par.pp))
     grad = 4 if par.grad_reduce_dtype == "fp32" else 2
     if par.sharding.startswith("fsdp"):
         return params * (2 + grad + 12) // par.dp
@@ -251,7 +246,8 @@ class _Kernels:
 
 def _eager_bytes(model: ModelConfig, par: Parallelism, tokens: float, elem_h: float) -> tuple[float, float]:
     """HBM bytes per layer forward that eager PyTorch moves beyond the fused kernels: (attention side:
-    its RMSNorm, RoPE on q and k, the GQA K/V repeat; MLP side: its RMSNorm, SwiGLU). Backward moves twice as much, as the fused kernels' backward does here."""
+    its RMSNorm, RoPE on q and k, the GQA K/V repeat; MLP side: its RMSNorm, SwiGLU). Backward
+    moves twice as much, as the fused kernels' backward does here."""
     k = model.hidden // model.heads
     q, kvd, t = k * model.heads / par.tp, k * model.kv / par.tp, par.tp
     norm = EAGER_RMSNORM_BYTES - 4 if model.gated_mlp else 0.0  # Llama-family (gated MLP) models use RMSNorm

@@ -191,9 +191,9 @@ def test_eager_kernels_add_the_unfused_elementwise_bytes():
                                                 ("fsdp", (2 + 4 + 12) / 64)])  # fmt: skip
 def test_model_state_bytes_shard_as_zero_says(sharding, per_param):
     # 512 GPUs at tp 8 pp 1: dp 64. bf16 weights, fp32 gradients, fp32 master + Adam m and v.
-    from netsim.workload.megatron import model_state_bytes
+    from netsim.workload.megatron import memory_estimate
 
     par = _par(tp=8, sharding=sharding)
     h, f, kv, v = 1024, 4096, 4 * 64, 32768  # vocab padded to a multiple of 128 x tp (Megatron)
     params = 8 * ((h * (h + 2 * kv) + h * h + 3 * h * f) // 8 + 2 * h) + 2 * v * h // 8 + h
-    assert model_state_bytes(MODEL, par) == pytest.approx(params * per_param, rel=1e-9)
+    assert memory_estimate(MODEL, par)["model_state_bytes_per_gpu"] == pytest.approx(params * per_param, rel=1e-9)
