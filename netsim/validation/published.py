@@ -187,8 +187,8 @@ def case_training(case: dict, used: list[str]) -> dict:
         "grad_reduce_dtype": t.get("grad_reduce_dtype"),
         "first_last_stage_one_layer_fewer": bool(t.get("first_last_stage_one_layer_fewer")),
     }  # fmt: skip
-    if t.get("mbs") is None:
-        used.append("mbs=1")  # build_case takes the largest that fits when there is no pipeline
+    if t.get("mbs") is None and t["pp"] > 1:
+        used.append("mbs=1")  # without a pipeline build_case takes the largest that fits (_fitting_mbs)
     if t.get("sequence_parallel") is None:
         used.append(f"sequence_parallel={DEFAULTS['sequence_parallel']}")
     if t.get("grad_reduce_dtype") is None:
@@ -258,7 +258,6 @@ def _fitting_mbs(model: ModelConfig, par: Parallelism, hbm: float, used: list[st
         mem = memory_estimate(model, cand)
         if mem["model_state_bytes_per_gpu"] + mem["activation_bytes_per_gpu"] <= USABLE_HBM * hbm or mbs == 1:
             break
-    used[:] = [u for u in used if not u.startswith("mbs=")]
     used.append(f"mbs={mbs} (no pipeline: the largest that fits {USABLE_HBM:.0%} of {hbm / 1e9:.0f} GB)")
     return cand
 
