@@ -21,6 +21,13 @@ LIBRA = Path(__file__).resolve().parents[3] / "shared" / "reference" / "libra"
 KINDS = {"Ring": "ring", "FullyConnected": "fully_connected", "Switch": "switch"}
 
 
+def libra_file(name: str) -> Path:
+    """One of LIBRA's own inputs in ../shared; the test skips, as the other reference tests do, without it."""
+    if not LIBRA.exists():
+        pytest.skip("../shared/ is not beside the checkout")
+    return LIBRA / name
+
+
 def topo_of(dims, bw=100e9):
     data = {"name": "md", "servers": int(np.prod([d[1] for d in dims])), "gpus_per_server": 1,
             "fabric": {"kind": "multi_dim", "dims": [
@@ -30,13 +37,13 @@ def topo_of(dims, bw=100e9):
 
 
 def libra_topo(d: str):
-    spec = json.loads((LIBRA / f"{d}.json").read_text())
+    spec = json.loads(libra_file(f"{d}.json").read_text())
     dims = [(KINDS[k], n, t.lower()) for n, k, t in zip(spec["npus-count"], spec["topology"], spec["network-type"])]
     return topo_of(dims)
 
 
 def libra_program(model: str):
-    return to_program(read_simai_workload(LIBRA / f"transformer_{model}.txt"))
+    return to_program(read_simai_workload(libra_file(f"transformer_{model}.txt")))
 
 
 @pytest.mark.parametrize("kind, n", [("ring", 8), ("fully_connected", 8), ("switch", 8), ("ring", 2)])
@@ -107,12 +114,12 @@ def test_two_dimension_closed_form_ratio():
     ],
 )
 def test_optimiser_reproduces_libras_splits(tmp_path, net, model, objective, budget, want):
-    spec = json.loads((LIBRA / f"{net}.json").read_text())
+    spec = json.loads(libra_file(f"{net}.json").read_text())
     dims = "".join(f'\n    - {{kind: {KINDS[k]}, size: {n}, bandwidth: "10 GB/s", tier: {t.lower()}}}'
                    for n, k, t in zip(spec["npus-count"], spec["topology"], spec["network-type"]))  # fmt: skip
     (tmp_path / "t.yaml").write_text(f"name: l\nservers: 1024\nfabric:\n  kind: multi_dim\n  dims:{dims}\n")
     r = CliRunner().invoke(main, ["optimize", "bandwidth", str(tmp_path / "t.yaml"), "--workload",
-                                  str(LIBRA / f"transformer_{model}.txt"), "--budget", f"{budget} GB/s",
+                                  str(libra_file(f"transformer_{model}.txt")), "--budget", f"{budget} GB/s",
                                   "--objective", objective, "--json"])  # fmt: skip
     assert r.exit_code == 0, r.output
     d = json.loads(r.output)
