@@ -14,6 +14,7 @@ import functools
 import hashlib
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import simpy
@@ -26,6 +27,20 @@ ALONE_MEMO_FLOWS = 64  # batches solved alone up to this size are memoised by th
 MEMO_ENTRIES = 8192  # solutions kept for reuse (each a few KB at 512 GPUs)
 
 
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """A batch running alone on links no other flow uses: fixed rates from `t0` until it drains
+    or another start touches its links. `entry` is its batch record [flows, on_done, delay, on_drain]."""
+
+    paths: np.ndarray
+    sizes: np.ndarray
+    rates: np.ndarray
+    caps: np.ndarray
+    weights: np.ndarray
+    t0: float
+    entry: list
+
+
 class FluidNetwork:
     """Flows on links with max-min fair rates, driven by a SimPy clock: one solve per timestamp,
     one completion timer, batched flows that report together, per-link carried bytes."""
@@ -35,6 +50,11 @@ class FluidNetwork:
     # starts, and its end re-solves nothing when its links are then idle (max-min rates of flows
     # that share no link are independent). Off only to check that it changes nothing.
     incremental = True
+    # Run a batch that starts alone (idle links, no link shared by two of its flows) outside the
+    # active flows until something touches its links: most of a training iteration's batches
+    # (TP rings, pipeline sends) start and end without re-rating anything. Off only to check that
+    # it changes nothing.
+    reserve = True
 
     def __init__(
         self, env: simpy.Environment, capacity: np.ndarray, latency: np.ndarray, max_hops: int = 8, transport=None
@@ -66,6 +86,9 @@ class FluidNetwork:
         self.users = np.zeros(self.L, dtype=np.int64)  # active flows per link (the dummy's count unused)
         self.dirty = False  # a start or an end touched links other flows use: re-solve everything
         self.fresh: list[np.ndarray] = []  # slots of batches that started on idle links
+        self.reserved: dict[int, Reservation] = {}  # batches alone on idle links, by batch id
+        self.owner = np.full(self.L, -1, dtype=np.int64)  # the reservation holding each link, or -1
+        self._scratch = np.zeros(self.L, dtype=np.int64)
 
     def _grow(self, n: int) -> None:
         old = getattr(self, "paths", None)
@@ -156,32 +179,119 @@ class FluidNetwork:
         if B == 0:
             self._later(delay, on_done)
             return
+        entry = [B, on_done, delay, on_drain]
+        if priority == 0 and self._reservable(paths) and self._reserve(paths, sizes, caps, weights, entry):
+            return
+        self._advance()
+        # A strict-priority solve couples flows differently: nothing stays reserved past it.
+        self._expand(list(self.reserved) if priority else self._touched(paths))
+        slots = self._insert(paths, sizes, sizes, caps, weights, acks, entry)
+        self.prio[slots] = priority
+        if priority:
+            self.prioritised = True
+        self._note_start(paths, slots)
+        self.flows_started += B
+        self._request_solve()
+
+    def _insert(self, paths, sizes, remaining, caps, weights, acks, entry: list) -> np.ndarray:
+        """Put a batch's flows into free slots (growing the arrays) as active flows; their slots."""
+        B = sizes.shape[0]
         while len(self.free) < B:
             n = self.paths.shape[0]
             self._grow(2 * n)
             self.free.extend(range(2 * n - 1, n - 1, -1))
-        self._advance()
         # The slots list.pop() would give, B at a time: the free list's last B, last first.
         slots = np.array(self.free[-1 : -B - 1 : -1], dtype=np.int64)
         del self.free[-B:]
         self.paths[slots] = paths
         self.acks[slots] = self.L - 1 if acks is None else acks
-        self.remaining[slots] = sizes
+        self.remaining[slots] = remaining
         self.size[slots] = sizes
         self.caps[slots] = np.inf if caps is None else caps
         self.weight[slots] = 1.0 if weights is None else weights
-        self.prio[slots] = priority
-        if priority:
-            self.prioritised = True
+        self.prio[slots] = 0
         self.active[slots] = True
         bid = self.next_batch
         self.next_batch += 1
         self.batch[slots] = bid
-        self.batches[bid] = [B, on_done, delay, on_drain]
-        self._note_start(paths, slots)
+        self.batches[bid] = entry
         self.n_active += B
+        return slots
+
+    # ---- reservations: batches alone on idle links ------------------------------------------
+    def _reservable(self, paths: np.ndarray) -> bool:
+        """Whether a starting batch is alone: its links carry nothing, no two of its flows share
+        one, and nothing observes the flow arrays (a re-solve listener) or couples flows across
+        links (priorities, a window transport)."""
+        if not (self.reserve and self.incremental) or self.transport is not None or self.prioritised:
+            return False
+        if self.listeners:
+            return False
+        p = paths[paths != self.L - 1]
+        if self.users[p].any():
+            return False
+        # No link repeats exactly when every position survives writing all positions to its link.
+        pos = np.arange(p.size)
+        self._scratch[p] = pos
+        return bool((self._scratch[p] == pos).all())
+
+    def _reserve(self, paths, sizes, caps, weights, entry: list) -> bool:
+        """Run a batch alone without entering the active flows: each flow at its narrowest link
+        (capacity / weight) or its cap, the water-filling's first round with the same divisions
+        (as _alone_rates), so its end is known now; one timer, and nothing else re-rated. A later
+        start on one of its links turns it into active flows where it has got to (_expand).
+        False (nothing done) when some flow would not move."""
+        B = sizes.shape[0]
+        weights = np.ones(B) if weights is None else weights
+        caps = np.full(B, np.inf) if caps is None else caps
+        rates = np.minimum((self.capacity[paths] / weights[:, None]).min(axis=1), caps)
+        if not (rates > 0).all():
+            return False
+        rid = self.next_batch
+        self.next_batch += 1
+        p = paths[paths != self.L - 1]
+        self.users[p] += 1
+        self.owner[p] = rid
+        self.reserved[rid] = Reservation(paths, sizes, rates, caps, weights, self.env.now, entry)
+        self.solves += 1
         self.flows_started += B
-        self._request_solve()
+        ev = self.env.timeout(float((sizes / rates).max()))
+        ev.callbacks.append(lambda _e: self._release(rid))
+        return True
+
+    def _release(self, rid: int) -> None:
+        """A reservation's last flow has drained (unless it was expanded since)."""
+        res = self.reserved.pop(rid, None)
+        if res is None:
+            return
+        self.events += 1
+        p = res.paths[res.paths != self.L - 1]
+        self.users[p] -= 1
+        self.owner[p] = -1
+        np.add.at(self.link_bytes, res.paths.ravel(), np.repeat(res.sizes * res.weights, self.H))
+        _, on_done, delay, on_drain = res.entry
+        if on_drain is not None:
+            on_drain()
+        self._later(delay, on_done)
+
+    def _touched(self, paths: np.ndarray) -> list[int]:
+        """The reservations holding any of `paths`' links, oldest first."""
+        if not self.reserved:
+            return []
+        own = self.owner[paths[paths != self.L - 1]]
+        return sorted(set(own[own >= 0].tolist()))
+
+    def _expand(self, rids: list[int]) -> None:
+        """Reservations `rids` become active flows at the bytes they have left now (the caller has
+        advanced the active flows to now and re-solves them all after: their links' users
+        already count them, so the start that touched them is a dirty one)."""
+        for rid in rids:
+            res = self.reserved.pop(rid)
+            self.owner[res.paths[res.paths != self.L - 1]] = -1
+            left = np.maximum(res.sizes - res.rates * (self.env.now - res.t0), 0.0)
+            slots = self._insert(res.paths, res.sizes, left, res.caps, res.weights, None, res.entry)
+            self.rate[slots] = res.rates
+            self.dirty = True
 
     def _note_start(self, paths: np.ndarray, slots: np.ndarray) -> None:
         if self.incremental and self.transport is None and not self.prioritised:
@@ -352,6 +462,9 @@ class FluidNetwork:
         """Mean utilisation of every link over `duration` seconds."""
         self._advance()
         carried = self._book(np.flatnonzero(self.active), self.link_bytes.copy())
+        for res in self.reserved.values():
+            moved = np.minimum(res.rates * (self.env.now - res.t0), res.sizes) * res.weights
+            np.add.at(carried, res.paths.ravel(), np.repeat(moved, self.H))
         with np.errstate(divide="ignore", invalid="ignore"):
             u = carried / (self.capacity * duration)
         u[~np.isfinite(u)] = 0.0

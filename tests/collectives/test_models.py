@@ -31,6 +31,26 @@ def test_fluid_two_flows_share_a_link_then_one_speeds_up():
     assert done == {"a": pytest.approx(2.0), "b": pytest.approx(4.0)}
 
 
+@pytest.mark.parametrize("reserve", [True, False])
+def test_fluid_flow_alone_then_joined_midway(monkeypatch, reserve):
+    # Link 0 at 100 B/s: a (100 B) starts alone at t=0 and runs as a reservation; b (100 B) joins at
+    # t=0.5, when a has 50 B left: both at 50 B/s, a done at 1.5, b (50 B left) alone again, done at
+    # 2.0. With reservations off the same times come from re-solving at every start and end.
+    monkeypatch.setattr(FluidNetwork, "reserve", reserve)
+    env = simpy.Environment()
+    fluid = FluidNetwork(env, np.array([100.0, 100.0, np.inf]), np.array([0.0, 0.0, 0.0]))
+    done, seen = {}, {}
+    fluid.start([0], 100.0, lambda: done.setdefault("a", env.now))
+    fluid.start([1], 40.0, lambda: done.setdefault("c", env.now))  # alone on link 1 throughout
+    env.timeout(0.25).callbacks.append(lambda _e: seen.setdefault("u", fluid.utilisation(0.25)[:2]))
+    env.timeout(0.5).callbacks.append(lambda _e: fluid.start([0], 100.0, lambda: done.setdefault("b", env.now)))
+    env.run()
+    assert done == {"c": pytest.approx(0.4), "a": pytest.approx(1.5), "b": pytest.approx(2.0)}
+    assert seen["u"] == pytest.approx([1.0, 1.0])  # both links busy since 0
+    assert fluid.utilisation(2.0)[:2] == pytest.approx([1.0, 0.2])
+    assert (len(fluid.reserved), fluid.n_active, fluid.users[:2].tolist()) == (0, 0, [0, 0])
+
+
 def test_flow_model_ring_allreduce_matches_closed_form(fat):
     # 8 hosts under one edge switch (1 GPU each, 400 Gbps NICs): no shared uplink, so the macro-flow
     # ring takes 2(n-1)/n S/B plus 2(n-1) steps of alpha and the edge latency.

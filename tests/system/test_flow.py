@@ -203,6 +203,40 @@ def test_reused_solutions_change_nothing(monkeypatch, transport):
 
 
 @pytest.mark.parametrize(
+    "topology,opts",
+    [
+        ("fat_tree_512", {"model": "7B", "pp": 4, "gbs": 256}),  # TP rings and pipeline sends on the fabric
+        ("hgx_h100_512", {"model": "mixtral-8x7b", "gbs": 64}),  # all-to-alls joined by other flows
+        ("dcn_512", {"model": "7B", "compression": "lz4-gpu", "gbs": 256}),  # codec caps and weights
+    ],
+)
+def test_reservations_change_no_time(monkeypatch, topology, opts):
+    # A batch that starts alone runs outside the active flows until another start touches its links
+    # (fluid.Reservation); every time must come out as from re-solving at every start and end, up
+    # to the last bits (a reservation's bytes left are one product, not a sum over every event).
+    import netsim.network.fluid as fluid_mod
+    from netsim.simulate import RunSpec, run
+
+    made = []
+    orig = fluid_mod.FluidNetwork._reserve
+
+    def spy(self, *args):
+        made.append(orig(self, *args))
+        return made[-1]
+
+    monkeypatch.setattr(fluid_mod.FluidNetwork, "_reserve", spy)
+    spec = RunSpec.parse({"topology": str(REPO / f"topologies/{topology}.yaml"), **opts})
+    reserved = run(spec).to_dict()
+    assert sum(made) > 10
+    monkeypatch.setattr(fluid_mod.FluidNetwork, "reserve", False)
+    made.clear()
+    plain = run(spec).to_dict()
+    assert not made
+    times = [k for k in plain if k.endswith("_us")]
+    assert [reserved[k] for k in times] == pytest.approx([plain[k] for k in times], rel=1e-12, abs=1e-9)
+
+
+@pytest.mark.parametrize(
     "opts",
     [
         {"model": "7B", "pp": 2, "gbs": 256},  # TP in closed form (NVSwitch), DP on the fabric
