@@ -28,15 +28,25 @@ MEMO_ENTRIES = 8192  # solutions kept for reuse (each a few KB at 512 GPUs)
 
 
 @dataclass(frozen=True, slots=True)
-class Reservation:
-    """A batch running alone on links no other flow uses: fixed rates from `t0` until it drains
-    or another start touches its links. `entry` is its batch record [flows, on_done, delay, on_drain]."""
+class AloneRun:
+    """A batch's flows as they run alone: distinct `links` (row-major over `paths`, the flow of
+    each in `rows`), each flow at its fixed rate."""
 
     paths: np.ndarray
-    sizes: np.ndarray
+    links: np.ndarray
+    rows: np.ndarray
     rates: np.ndarray
     caps: np.ndarray
     weights: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """A batch running alone on links no other flow uses, from `t0` until it drains or another
+    start touches its links. `entry` is its batch record [flows, on_done, delay, on_drain]."""
+
+    run: AloneRun
+    sizes: np.ndarray
     t0: float
     entry: list
 
@@ -89,6 +99,7 @@ class FluidNetwork:
         self.reserved: dict[int, Reservation] = {}  # batches alone on idle links, by batch id
         self.owner = np.full(self.L, -1, dtype=np.int64)  # the reservation holding each link, or -1
         self._scratch = np.zeros(self.L, dtype=np.int64)
+        self._alone_runs: dict[tuple, AloneRun | bool] = {}
 
     def _grow(self, n: int) -> None:
         old = getattr(self, "paths", None)
@@ -180,7 +191,9 @@ class FluidNetwork:
             self._later(delay, on_done)
             return
         entry = [B, on_done, delay, on_drain]
-        if priority == 0 and self._reservable(paths) and self._reserve(paths, sizes, caps, weights, entry):
+        run = self._reservable(paths, caps, weights) if priority == 0 else None
+        if run is not None:
+            self._reserve(run, sizes, entry)
             return
         self._advance()
         # A strict-priority solve couples flows differently: nothing stays reserved past it.
@@ -219,45 +232,60 @@ class FluidNetwork:
         return slots
 
     # ---- reservations: batches alone on idle links ------------------------------------------
-    def _reservable(self, paths: np.ndarray) -> bool:
-        """Whether a starting batch is alone: its links carry nothing, no two of its flows share
-        one, and nothing observes the flow arrays (a re-solve listener) or couples flows across
-        links (priorities, a window transport)."""
+    def _reservable(self, paths, caps, weights) -> AloneRun | None:
+        """How a starting batch runs alone, if it is alone: its links carry nothing, no two of its
+        flows share one, every flow moves, and nothing observes the flow arrays (a re-solve
+        listener) or couples flows across links (priorities, a window transport)."""
         if not (self.reserve and self.incremental) or self.transport is not None or self.prioritised:
-            return False
+            return None
         if self.listeners:
-            return False
-        p = paths[paths != self.L - 1]
-        if self.users[p].any():
-            return False
-        # No link repeats exactly when every position survives writing all positions to its link.
-        pos = np.arange(p.size)
-        self._scratch[p] = pos
-        return bool((self._scratch[p] == pos).all())
+            return None
+        # Collectives start the same batch (their cached paths) every micro-batch: its facts are
+        # worked out once, keyed by its bytes.
+        key = (
+            paths.tobytes(),
+            None if caps is None else caps.tobytes(),
+            None if weights is None else weights.tobytes(),
+        )
+        run = self._alone_runs.get(key)
+        if run is None:
+            if len(self._alone_runs) >= MEMO_ENTRIES:
+                self._alone_runs.clear()
+            run = self._alone_runs[key] = self._alone_run(paths, caps, weights)
+        if run is False or self.users[run.links].any():
+            return None
+        return run
 
-    def _reserve(self, paths, sizes, caps, weights, entry: list) -> bool:
-        """Run a batch alone without entering the active flows: each flow at its narrowest link
-        (capacity / weight) or its cap, the water-filling's first round with the same divisions
-        (as _alone_rates), so its end is known now; one timer, and nothing else re-rated. A later
-        start on one of its links turns it into active flows where it has got to (_expand).
-        False (nothing done) when some flow would not move."""
-        B = sizes.shape[0]
+    def _alone_run(self, paths, caps, weights) -> AloneRun | bool:
+        """Each flow at its narrowest link (capacity / weight) or its cap: the water-filling's
+        first round with the same divisions (as _alone_rates). False if two flows share a link
+        (their rates interact) or a flow would not move."""
+        B = paths.shape[0]
         weights = np.ones(B) if weights is None else weights
         caps = np.full(B, np.inf) if caps is None else caps
+        rows, cols = np.nonzero(paths != self.L - 1)
+        links = paths[rows, cols]
+        # No link repeats exactly when every position survives writing all positions to its link.
+        pos = np.arange(links.size)
+        self._scratch[links] = pos
         rates = np.minimum((self.capacity[paths] / weights[:, None]).min(axis=1), caps)
-        if not (rates > 0).all():
+        if not ((self._scratch[links] == pos).all() and (rates > 0).all()):
             return False
+        return AloneRun(paths.copy(), links, rows, rates, caps, weights)
+
+    def _reserve(self, run: AloneRun, sizes: np.ndarray, entry: list) -> None:
+        """Run a batch alone without entering the active flows: its end is known now, so one
+        timer and nothing else re-rated. A later start on one of its links turns it into active
+        flows where it has got to (_expand)."""
         rid = self.next_batch
         self.next_batch += 1
-        p = paths[paths != self.L - 1]
-        self.users[p] += 1
-        self.owner[p] = rid
-        self.reserved[rid] = Reservation(paths, sizes, rates, caps, weights, self.env.now, entry)
+        self.users[run.links] += 1
+        self.owner[run.links] = rid
+        self.reserved[rid] = Reservation(run, sizes, self.env.now, entry)
         self.solves += 1
-        self.flows_started += B
-        ev = self.env.timeout(float((sizes / rates).max()))
+        self.flows_started += sizes.shape[0]
+        ev = self.env.timeout(float((sizes / run.rates).max()))
         ev.callbacks.append(lambda _e: self._release(rid))
-        return True
 
     def _release(self, rid: int) -> None:
         """A reservation's last flow has drained (unless it was expanded since)."""
@@ -265,10 +293,11 @@ class FluidNetwork:
         if res is None:
             return
         self.events += 1
-        p = res.paths[res.paths != self.L - 1]
-        self.users[p] -= 1
-        self.owner[p] = -1
-        np.add.at(self.link_bytes, res.paths.ravel(), np.repeat(res.sizes * res.weights, self.H))
+        run = res.run
+        self.users[run.links] -= 1
+        self.owner[run.links] = -1
+        # Its links are distinct: a fancy add is the unbuffered one (the dummy link books nothing).
+        self.link_bytes[run.links] += (res.sizes * run.weights)[run.rows]
         _, on_done, delay, on_drain = res.entry
         if on_drain is not None:
             on_drain()
@@ -287,10 +316,11 @@ class FluidNetwork:
         already count them, so the start that touched them is a dirty one)."""
         for rid in rids:
             res = self.reserved.pop(rid)
-            self.owner[res.paths[res.paths != self.L - 1]] = -1
-            left = np.maximum(res.sizes - res.rates * (self.env.now - res.t0), 0.0)
-            slots = self._insert(res.paths, res.sizes, left, res.caps, res.weights, None, res.entry)
-            self.rate[slots] = res.rates
+            run = res.run
+            self.owner[run.links] = -1
+            left = np.maximum(res.sizes - run.rates * (self.env.now - res.t0), 0.0)
+            slots = self._insert(run.paths, res.sizes, left, run.caps, run.weights, None, res.entry)
+            self.rate[slots] = run.rates
             self.dirty = True
 
     def _note_start(self, paths: np.ndarray, slots: np.ndarray) -> None:
@@ -463,8 +493,8 @@ class FluidNetwork:
         self._advance()
         carried = self._book(np.flatnonzero(self.active), self.link_bytes.copy())
         for res in self.reserved.values():
-            moved = np.minimum(res.rates * (self.env.now - res.t0), res.sizes) * res.weights
-            np.add.at(carried, res.paths.ravel(), np.repeat(moved, self.H))
+            run = res.run
+            carried[run.links] += (np.minimum(run.rates * (self.env.now - res.t0), res.sizes) * run.weights)[run.rows]
         with np.errstate(divide="ignore", invalid="ignore"):
             u = carried / (self.capacity * duration)
         u[~np.isfinite(u)] = 0.0
