@@ -320,9 +320,9 @@ def _print_collectives(manifest: str, transport: str, as_json: bool) -> None:
 
 
 @validate.command("simai")
-@click.option("--transport", type=click.Choice(["maxmin", "window"]), default="maxmin", show_default=True,
-              help="SimAI-ns3 cases: max-min sharing, or the RDMA window (SimAI.conf HAS_WIN) with queueing on "
-              "data and ACK paths")  # fmt: skip
+@click.option("--transport", type=click.Choice(["maxmin", "window", "dcqcn"]), default="maxmin", show_default=True,
+              help="SimAI-ns3 cases: max-min sharing, the RDMA window (SimAI.conf HAS_WIN) with queueing on "
+              "data and ACK paths, or that window with DCQCN holding marking ports' queues (CC_MODE 1)")  # fmt: skip
 @click.argument("manifest", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="print a JSON list of comparisons")
 @click.option(

@@ -14,7 +14,7 @@ A new model is one class here and one line in NETWORK_MODELS.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import simpy
@@ -29,6 +29,9 @@ from netsim.network.packet_timing import PAYLOAD, PacketTiming
 from netsim.network.routing import compile_network
 from netsim.network.topology import Topology
 from netsim.network.transport import build_window_transport
+
+if TYPE_CHECKING:
+    from netsim.network.dcqcn import Dcqcn
 
 
 class NetworkModel(Protocol):
@@ -159,6 +162,7 @@ class FlowModel:
         self, topo: Topology, ideal: bool = False, fidelity: str = "macro", spray: bool = False,
         codec: NicCodec | None = None, packet: bool = False, send_lat: float | None = None,
         payload: int | None = None, window: bool = False, alltoall: str = "pxn", transport: str = "maxmin",
+        dcqcn: Dcqcn | None = None,
     ):  # fmt: skip
         self.env = simpy.Environment()
         self.net = compile_network(topo)
@@ -166,7 +170,7 @@ class FlowModel:
         capacity = self.timing.capacity if packet else self.net.capacity
         fixed_point = None
         if packet and window:  # SimAI.conf HAS_WIN: the RDMA window on top of max-min (network/transport.py)
-            fixed_point = build_window_transport(self.net, self.timing, self.timing.payload)
+            fixed_point = build_window_transport(self.net, self.timing, self.timing.payload, dcqcn)
         elif transport == "window":  # `run --transport window`: the same element on netsim's own collectives
             timing = PacketTiming(self.net, payload or PAYLOAD)
             capacity = timing.capacity

@@ -53,6 +53,12 @@ class SimaiConf:
         return (self.maps["KMIN_MAP"][link_bps] * 1000, self.maps["KMAX_MAP"][link_bps] * 1000,
                 self.maps["PMAX_MAP"][link_bps])  # fmt: skip
 
+    def marking_rates(self) -> list[float] | None:
+        """The link rates (bits/s) the ECN maps cover, or None when a map is missing."""
+        if not all(k in self.maps for k in MAPS):
+            return None
+        return sorted(set(self.maps["KMIN_MAP"]) & set(self.maps["KMAX_MAP"]) & set(self.maps["PMAX_MAP"]))
+
     def summary(self) -> dict:
         return {"payload_bytes": self.payload, "cc_mode": self.values.get("CC_MODE"), "has_win": self.values.get("HAS_WIN"),
                 "buffer_MB": self.values.get("BUFFER_SIZE"), "unknown_keys": self.unknown}  # fmt: skip

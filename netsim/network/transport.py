@@ -20,17 +20,23 @@ section 6.3) of each acknowledged flow's rate, inside the same fixed point. So w
 forms follows the ACK load: of two equally loaded ports in series, the one that also carries
 other flows' ACKs is the bottleneck and holds the queue.
 
-DCQCN's rate cuts (KMIN/KMAX/PMAX) are not modelled: `max_queue_bytes` reports the largest
-queue seen, so a user can tell when a port passed KMIN (CC_MODE 1 would then cut rates).
-Knows nothing about collectives.
+DCQCN (CC_MODE 1, given a `Dcqcn` with the ports' ECN ramps): a switch port whose window queue
+passes KMIN marks packets and its flows' reaction points cut their rates; under SimAI's settings
+the port then cycles between KMIN and the windows' queue, still fully used, and holds DCQCN's mean
+queue for that many window-limited flows at that capacity (network/dcqcn.mean_queues: 1.34 MB
+instead of the windows' 1.69 MB for 8 flows at 400 Gbps). So DCQCN changes rates here through
+queueing delay only. `max_queue_bytes` reports the largest queue seen. Knows nothing about
+collectives.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 
+from netsim.network.dcqcn import Dcqcn, Marking, mean_queues
 from netsim.network.maxmin import max_min_rates
 
 ITERATIONS = 30
@@ -43,7 +49,8 @@ class WindowTransport:
     """Per-link queueing flags and RTT terms, the window, and the rate fixed point."""
 
     def __init__(self, capacity: np.ndarray, queues: np.ndarray, data_rtt: np.ndarray, ack_rtt: np.ndarray,
-                 window: float, ack_share: np.ndarray | None = None):  # fmt: skip
+                 window: float, ack_share: np.ndarray | None = None, dcqcn: Dcqcn | None = None,
+                 ramps: list[Marking | None] | None = None):  # fmt: skip
         self.capacity = capacity
         self.queues = queues.astype(bool)  # links whose egress is a switch port (they can queue)
         self.data_rtt = data_rtt  # per link: propagation + a packet's serialisation
@@ -54,6 +61,11 @@ class WindowTransport:
         # `capacity` is the payload rate of a link without ACKs; None: ACKs are already in capacity.
         self.ack_share = ack_share
         self.max_queue_bytes = 0.0
+        # DCQCN and each link's ECN ramp (None: that egress does not mark), both or neither.
+        self.dcqcn = dcqcn
+        self.ramps = ramps if dcqcn is not None and ramps is not None else None
+        self.kmin = None if self.ramps is None else np.array([np.inf if m is None else m.kmin for m in self.ramps])
+        self._dcqcn_tables: dict[tuple, np.ndarray] = {}
 
     def rates(self, paths: np.ndarray, acks: np.ndarray, caps: np.ndarray, weights: np.ndarray) -> np.ndarray:
         L = self.capacity.shape[0]
@@ -73,6 +85,8 @@ class WindowTransport:
             at = has_bn & self.queues[bn]
             q = np.bincount(bn[at], weights=excess[at], minlength=L)
             q[dummy] = 0.0
+            if self.ramps is not None:
+                q = self._dcqcn_queues(q, bn[at])
             d = DAMPING * d + (1 - DAMPING) * q / np.where(self.capacity > 0, self.capacity, np.inf)
             wait = d[paths].sum(axis=1) + d[ack_q].sum(axis=1)
             own = np.where(has_bn, d[bn], 0.0)
@@ -82,8 +96,35 @@ class WindowTransport:
                 break
             r = new
             cap = self._data_capacity(acks, r)
-        self.max_queue_bytes = max(self.max_queue_bytes, float((d[:dummy] * self.capacity[:dummy]).max(initial=0.0)))
+        # The queues the final rates imply (d, damped, lags them when no rate depends on it).
+        self.max_queue_bytes = max(self.max_queue_bytes, float(q[:dummy].max(initial=0.0)))
         return r
+
+    def _dcqcn_queues(self, q: np.ndarray, bottlenecked: np.ndarray) -> np.ndarray:
+        """Marking ports' queues held at DCQCN's mean for the flows bottlenecked there (a window
+        queue below KMIN marks nothing and stays)."""
+        over = np.flatnonzero(q > self.kmin)
+        if over.size == 0:
+            return q
+        n = np.bincount(bottlenecked, minlength=q.shape[0])
+        q = q.copy()
+        for link in over.tolist():
+            if n[link]:
+                q[link] = min(q[link], self._dcqcn_queue(int(n[link]), link))
+        return q
+
+    def _dcqcn_queue(self, flows: int, link: int) -> float:
+        """DCQCN's mean queue for `flows` flows at `link` (network/dcqcn.mean_queues, one table of
+        1 ... 64 flows per port rate, grown when more flows meet; the flows' RTT is the window's
+        own, window / capacity)."""
+        cap, ramp = float(self.capacity[link]), self.ramps[link]
+        key = (cap, ramp)
+        table = self._dcqcn_tables.get(key)
+        if table is None or table.size < flows:
+            size = max(64, flows)
+            table = mean_queues(self.dcqcn, ramp, cap, np.arange(1, size + 1), self.window, self.window / cap)
+            self._dcqcn_tables[key] = table
+        return float(table[flows - 1])
 
     def _max_min_with_acks(self, paths, acks, caps, weights) -> tuple[np.ndarray, np.ndarray]:
         """Max-min rates and the data capacity their ACKs leave (a contraction by the ACK share,
@@ -137,8 +178,10 @@ def window_bytes(paths: list[tuple[int, ...]], latency: np.ndarray, rate: np.nda
     return math.ceil(best / payload - 1e-9) * payload
 
 
-def build_window_transport(net, timing, payload: int) -> WindowTransport:
-    """The element for a compiled network and its packet timing (switch egress ports queue)."""
+def build_window_transport(net, timing, payload: int, dcqcn: Dcqcn | None = None) -> WindowTransport:
+    """The element for a compiled network and its packet timing (switch egress ports queue), with
+    DCQCN at every switch egress whose link rate has a ramp when `dcqcn` is given. The element
+    counts payload bytes: DCQCN's packets and ramps are scaled from wire bytes to payload."""
     switches = set(net.topo.switch_tiers) | {
         n for n, d in net.topo.graph.nodes(data=True) if d.get("kind") == "nvswitch"
     }
@@ -148,4 +191,19 @@ def build_window_transport(net, timing, payload: int) -> WindowTransport:
     raw = net.capacity
     window = window_bytes(far, net.latency, raw, payload)
     data_rtt = net.latency + timing.packet_s  # both padded with the dummy link's 0
-    return WindowTransport(timing.payload_capacity, queues, data_rtt, timing.ack_return_s, window, timing.ack_share)
+    ramps = None
+    if dcqcn is not None:
+        ramps, dcqcn = _payload_ramps(net, queues, dcqcn, payload)
+    return WindowTransport(timing.payload_capacity, queues, data_rtt, timing.ack_return_s, window, timing.ack_share,
+                           dcqcn, ramps)  # fmt: skip
+
+
+def _payload_ramps(net, queues: np.ndarray, dcqcn: Dcqcn, payload: int) -> tuple[list[Marking | None], Dcqcn]:
+    """Each link's ramp in payload bytes (a switch egress with a ramp for its rate, else None), and
+    DCQCN counting packets of `payload` bytes (rates in packets/s are unchanged)."""
+    share = payload / dcqcn.packet
+    ramps: list[Marking | None] = []
+    for link, raw in enumerate(net.capacity.tolist()):
+        m = dcqcn.ramp(raw * 8) if queues[link] else None
+        ramps.append(None if m is None else Marking(m.kmin * share, m.kmax * share, m.pmax))
+    return ramps, dataclasses.replace(dcqcn, packet=float(payload))

@@ -17,6 +17,7 @@ from netsim.system.result import Breakdown
 
 if TYPE_CHECKING:  # a plain run imports only the executor it uses (issue #18: start-up)
     from netsim.network.compression import NicCodec
+    from netsim.network.dcqcn import Dcqcn
     from netsim.network.topology import Topology
     from netsim.system.checkpoint import CheckpointPlan
     from netsim.system.simai_analytical import ClusterFlags
@@ -44,6 +45,7 @@ class Job:
     send_lat: float = 0.0  # packet replay: SimAI's AS_SEND_LAT + issue overhead, seconds
     payload: int | None = None  # packet replay: SimAI.conf's PACKET_PAYLOAD_SIZE
     window: bool = False  # packet replay: SimAI.conf's HAS_WIN (the window transport)
+    dcqcn: Dcqcn | None = None  # packet replay with a window: SimAI.conf's CC_MODE 1 (network/dcqcn.py)
     checkpoint: CheckpointPlan | None = None  # GEMINI checkpoint traffic (flow backend)
     progress: Callable[[int, int], None] | None = None  # hears (passes done, passes) as stages advance
     detail: bool = True  # record timeline spans and per-row tallies (a trace, figures, EndToEnd.csv)
@@ -113,7 +115,7 @@ class PacketBackend:
     def simulate(self, job: Job) -> Breakdown:
         from netsim.system.simai_replay import SimaiReplay
 
-        return SimaiReplay(job.layers, job.topo, job.send_lat, job.payload, job.window).run()
+        return SimaiReplay(job.layers, job.topo, job.send_lat, job.payload, job.window, job.dcqcn).run()
 
 
 BACKENDS: dict[str, type] = {

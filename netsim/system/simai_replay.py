@@ -14,6 +14,7 @@ buffer. Flows get SimAI's source ports and ECMP hashes (sections 1-2) and its pa
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 from netsim.collectives.algorithms import ring_channels
 from netsim.collectives.models import FlowModel
@@ -21,6 +22,9 @@ from netsim.network.topology import Topology
 from netsim.system.result import Breakdown
 from netsim.workload.parallel import dp_group, tp_group
 from netsim.workload.program import EP, TP, LayerProgram, Phase
+
+if TYPE_CHECKING:
+    from netsim.network.dcqcn import Dcqcn
 
 REPORT_TAIL = 100e-9  # SimAI adds 100 ns to rank 0's finish when it prints the total
 
@@ -115,10 +119,11 @@ class SimaiReplay:
     """Every GPU as a process with SimAI's collective queue, on the packet-level network model."""
 
     def __init__(
-        self, prog: LayerProgram, topo: Topology, send_lat: float, payload: int | None = None, window: bool = False
-    ):
+        self, prog: LayerProgram, topo: Topology, send_lat: float, payload: int | None = None, window: bool = False,
+        dcqcn: Dcqcn | None = None,
+    ):  # fmt: skip
         self.prog, self.topo = prog, topo
-        self.model = FlowModel(topo, packet=True, send_lat=send_lat, payload=payload, window=window)
+        self.model = FlowModel(topo, packet=True, send_lat=send_lat, payload=payload, window=window, dcqcn=dcqcn)
         self.env = self.model.env
         self.alpha = send_lat
         G, tp = topo.num_gpus, prog.tp

@@ -11,12 +11,17 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from netsim.config.simai_conf import SimaiConf
 from netsim.errors import InputError, read_text
 from netsim.report.simai_csv import format_endtoend_csv
 from netsim.system import simai_analytical
 from netsim.system.backends import Job, simulate
 from netsim.workload.simai_file import read_simai_workload, to_program
+
+if TYPE_CHECKING:
+    from netsim.network.dcqcn import Dcqcn
 
 SCHEMA = "netsim-reference/1"
 
@@ -130,10 +135,23 @@ def _ns3_run(case: dict, base: Path, transport: str):
     conf = load_simai_conf(base / case["simai_conf"]) if case.get("simai_conf") else None
     # AS_SEND_LAT is in µs; SimAI's default when unset is 6000 µs per flow (semantics section 0).
     send_lat = float(case.get("env", {}).get("AS_SEND_LAT", 6000)) * 1e-6 + 10e-9
-    window = transport == "window" and bool(conf and conf.values.get("HAS_WIN"))
+    window = transport in ("window", "dcqcn") and bool(conf and conf.values.get("HAS_WIN"))
+    cc = dcqcn_of(conf) if window and transport == "dcqcn" else None
     job = Job(topo=topo, layers=to_program(w), send_lat=send_lat, payload=conf.payload if conf else None,
-              window=window)  # fmt: skip
+              window=window, dcqcn=cc)  # fmt: skip
     return simulate("packet", job), conf
+
+
+def dcqcn_of(conf: SimaiConf) -> Dcqcn | None:
+    """SimAI.conf's DCQCN (CC_MODE 1 with ENABLE_QCN and the three ECN maps), or None: another
+    CC_MODE is not modelled and runs with the window alone."""
+    from netsim.network.dcqcn import Dcqcn, Marking
+    from netsim.network.packet_timing import HEADERS
+
+    if conf.values.get("CC_MODE") != 1 or not conf.values.get("ENABLE_QCN", 1) or conf.marking_rates() is None:
+        return None
+    ramps = {bps: Marking(*conf.marking(bps)) for bps in conf.marking_rates()}
+    return Dcqcn.from_values(conf.values, conf.rates, conf.payload + HEADERS, ramps)
 
 
 def ns3_case(case: dict, base: Path, where: str, transport: str = "maxmin") -> list[Comparison]:

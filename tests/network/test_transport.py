@@ -79,3 +79,25 @@ def test_acks_take_their_share_of_the_links_they_cross():
     # Symmetric (each flow's ACKs on the other's data link): r (1 + s) = C.
     r = t.rates(paths, _rows([[1], [0]], L=4), np.full(2, np.inf), np.ones(2))
     assert r == pytest.approx([C / (1 + s)] * 2)
+
+
+def test_dcqcn_holds_a_marking_port_at_its_mean_queue():
+    # Eight greedy flows on one 400G switch port with 243 KB windows and a 2 us base RTT: each keeps
+    # W - (C/8) x 2 us = 230.5 KB queued, 1.844 MB in all, past KMIN (800 KB). With DCQCN the port
+    # holds the fluid model's mean queue for eight such flows instead; the rates stay C/8.
+    from netsim.network.dcqcn import Dcqcn, Marking, mean_queues
+
+    ramp = Marking(800e3, 3200e3, 0.2)
+    cc = Dcqcn.from_values({}, {}, 9000.0)
+    cap = np.array([C] * 9 + [np.inf])
+    rtt = np.array([1e-6] * 9 + [0.0])
+    queues = np.array([True] + [False] * 9)
+    paths, acks = _rows([[0]] * 8, L=9), _rows([[k] for k in range(1, 9)], L=9)
+    plain = WindowTransport(cap, queues, rtt, rtt, 243e3)
+    held = WindowTransport(cap, queues, rtt, rtt, 243e3, dcqcn=cc, ramps=[ramp] + [None] * 9)
+    for t in (plain, held):
+        assert t.rates(paths, acks, np.full(8, np.inf), np.ones(8)) == pytest.approx([C / 8] * 8)
+    assert plain.max_queue_bytes == pytest.approx(8 * (243e3 - C / 8 * 2e-6))
+    want = mean_queues(cc, ramp, C, np.arange(1, 65), 243e3, 243e3 / C)[7]
+    assert ramp.kmin < want < plain.max_queue_bytes
+    assert held.max_queue_bytes == pytest.approx(want)
