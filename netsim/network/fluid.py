@@ -29,15 +29,39 @@ MEMO_ENTRIES = 8192  # solutions kept for reuse (each a few KB at 512 GPUs)
 
 @dataclass(frozen=True, slots=True)
 class AloneRun:
-    """A batch's flows as they run alone: distinct `links` (row-major over `paths`, the flow of
-    each in `rows`), each flow at its fixed rate."""
+    """A batch's flows as they run alone, each at a fixed rate: its `links` row-major over `paths`
+    (the flow of each in `rows`), and its distinct links with how many of its flows use each.
+    `shared`: some link carries two of its flows (the rates are a water-filling of the batch)."""
 
     paths: np.ndarray
     links: np.ndarray
     rows: np.ndarray
+    uniq: np.ndarray
+    counts: np.ndarray
     rates: np.ndarray
     caps: np.ndarray
     weights: np.ndarray
+    shared: bool
+
+    def duration(self, sizes: np.ndarray) -> float | None:
+        """When the batch has drained, or None if its flows would not all end at one event.
+        Flows that share no link end at their own times (the last one ends the batch); flows
+        that share links must all be done, by the network's rule, when the first one is, or an
+        end would re-rate the rest."""
+        eta = sizes / self.rates
+        if not self.shared:
+            return float(eta.max())
+        t = float(eta.min())
+        left = sizes - self.rates * t
+        done = (left <= np.maximum(self.rates, 1.0) * DONE_TIME) | (left <= 1e-9 * sizes)
+        return t if done.all() else None
+
+    def book(self, out: np.ndarray, moved: np.ndarray) -> None:
+        """Add each flow's `moved` bytes to every link it crosses."""
+        if self.shared:
+            np.add.at(out, self.links, moved[self.rows])
+        else:  # distinct links: a fancy add is the unbuffered one
+            out[self.links] += moved[self.rows]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,8 +122,8 @@ class FluidNetwork:
         self.fresh: list[np.ndarray] = []  # slots of batches that started on idle links
         self.reserved: dict[int, Reservation] = {}  # batches alone on idle links, by batch id
         self.owner = np.full(self.L, -1, dtype=np.int64)  # the reservation holding each link, or -1
-        self._scratch = np.zeros(self.L, dtype=np.int64)
         self._alone_runs: dict[tuple, AloneRun | bool] = {}
+        self._released_at = -1.0
 
     def _grow(self, n: int) -> None:
         old = getattr(self, "paths", None)
@@ -191,9 +215,9 @@ class FluidNetwork:
             self._later(delay, on_done)
             return
         entry = [B, on_done, delay, on_drain]
-        run = self._reservable(paths, caps, weights) if priority == 0 else None
-        if run is not None:
-            self._reserve(run, sizes, entry)
+        alone = self._reservable(paths, sizes, caps, weights) if priority == 0 else None
+        if alone is not None:
+            self._reserve(*alone, sizes, entry)
             return
         self._advance()
         # A strict-priority solve couples flows differently: nothing stays reserved past it.
@@ -232,10 +256,11 @@ class FluidNetwork:
         return slots
 
     # ---- reservations: batches alone on idle links ------------------------------------------
-    def _reservable(self, paths, caps, weights) -> AloneRun | None:
-        """How a starting batch runs alone, if it is alone: its links carry nothing, no two of its
-        flows share one, every flow moves, and nothing observes the flow arrays (a re-solve
-        listener) or couples flows across links (priorities, a window transport)."""
+    def _reservable(self, paths, sizes, caps, weights) -> tuple[AloneRun, float] | None:
+        """How a starting batch runs alone and for how long, if it is alone: its links carry
+        nothing, every flow moves, its flows end at one event if they share links, and nothing
+        observes the flow arrays (a re-solve listener) or couples flows across links
+        (priorities, a window transport)."""
         if not (self.reserve and self.incremental) or self.transport is not None or self.prioritised:
             return None
         if self.listeners:
@@ -249,42 +274,50 @@ class FluidNetwork:
         )
         run = self._alone_runs.get(key)
         if run is None:
+            if self.users[paths[paths != self.L - 1]].any():
+                return None  # not alone now: work it out when it is
             if len(self._alone_runs) >= MEMO_ENTRIES:
                 self._alone_runs.clear()
             run = self._alone_runs[key] = self._alone_run(paths, caps, weights)
-        if run is False or self.users[run.links].any():
+        if run is False or self.users[run.uniq].any():
             return None
-        return run
+        dur = run.duration(sizes)
+        return None if dur is None else (run, dur)
 
     def _alone_run(self, paths, caps, weights) -> AloneRun | bool:
-        """Each flow at its narrowest link (capacity / weight) or its cap: the water-filling's
-        first round with the same divisions (as _alone_rates). False if two flows share a link
-        (their rates interact) or a flow would not move."""
+        """The batch's rates alone. Flows that share no link run at their narrowest link
+        (capacity / weight) or their cap: the water-filling's first round with the same divisions
+        (as _alone_rates); otherwise the batch is water-filled as _alone_rates would (up to
+        ALONE_MEMO_FLOWS flows). False if it is larger or a flow would not move."""
         B = paths.shape[0]
         weights = np.ones(B) if weights is None else weights
         caps = np.full(B, np.inf) if caps is None else caps
         rows, cols = np.nonzero(paths != self.L - 1)
         links = paths[rows, cols]
-        # No link repeats exactly when every position survives writing all positions to its link.
-        pos = np.arange(links.size)
-        self._scratch[links] = pos
-        rates = np.minimum((self.capacity[paths] / weights[:, None]).min(axis=1), caps)
-        if not ((self._scratch[links] == pos).all() and (rates > 0).all()):
+        uniq, counts = np.unique(links, return_counts=True)
+        shared = uniq.size < links.size
+        if not shared:
+            rates = np.minimum((self.capacity[paths] / weights[:, None]).min(axis=1), caps)
+        elif B <= ALONE_MEMO_FLOWS:
+            rates = self._solve_rows(paths, caps, weights)
+        else:
             return False
-        return AloneRun(paths.copy(), links, rows, rates, caps, weights)
+        if not (rates > 0).all():
+            return False
+        return AloneRun(paths.copy(), links, rows, uniq, counts, rates, caps, weights, shared)
 
-    def _reserve(self, run: AloneRun, sizes: np.ndarray, entry: list) -> None:
+    def _reserve(self, run: AloneRun, dur: float, sizes: np.ndarray, entry: list) -> None:
         """Run a batch alone without entering the active flows: its end is known now, so one
         timer and nothing else re-rated. A later start on one of its links turns it into active
         flows where it has got to (_expand)."""
         rid = self.next_batch
         self.next_batch += 1
-        self.users[run.links] += 1
-        self.owner[run.links] = rid
+        self.users[run.uniq] += run.counts
+        self.owner[run.uniq] = rid
         self.reserved[rid] = Reservation(run, sizes, self.env.now, entry)
         self.solves += 1
         self.flows_started += sizes.shape[0]
-        ev = self.env.timeout(float((sizes / run.rates).max()))
+        ev = self.env.timeout(dur)
         ev.callbacks.append(lambda _e: self._release(rid))
 
     def _release(self, rid: int) -> None:
@@ -292,12 +325,13 @@ class FluidNetwork:
         res = self.reserved.pop(rid, None)
         if res is None:
             return
-        self.events += 1
+        if self.env.now != self._released_at:  # batches ending together are one network event
+            self.events += 1
+            self._released_at = self.env.now
         run = res.run
-        self.users[run.links] -= 1
-        self.owner[run.links] = -1
-        # Its links are distinct: a fancy add is the unbuffered one (the dummy link books nothing).
-        self.link_bytes[run.links] += (res.sizes * run.weights)[run.rows]
+        self.users[run.uniq] -= run.counts
+        self.owner[run.uniq] = -1
+        run.book(self.link_bytes, res.sizes * run.weights)
         _, on_done, delay, on_drain = res.entry
         if on_drain is not None:
             on_drain()
@@ -317,7 +351,7 @@ class FluidNetwork:
         for rid in rids:
             res = self.reserved.pop(rid)
             run = res.run
-            self.owner[run.links] = -1
+            self.owner[run.uniq] = -1
             left = np.maximum(res.sizes - run.rates * (self.env.now - res.t0), 0.0)
             slots = self._insert(run.paths, res.sizes, left, run.caps, run.weights, None, res.entry)
             self.rate[slots] = run.rates
@@ -468,6 +502,16 @@ class FluidNetwork:
             ids, ids2 = _flow_ids(rows, self.caps[idx], self.weight[idx], np.arange(idx.size))
         else:
             ids, ids2 = _flow_ids(self.paths, self.caps, self.weight, idx)
+        return self._reuse(ids, ids2, lambda order: solve(idx[order]))
+
+    def _solve_rows(self, paths: np.ndarray, caps: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Max-min rates of flows given as rows (not slots), memoised as _memoised does: the same
+        canonical order and the same key, so a batch solved here or in the slots agrees."""
+        ids, ids2 = _flow_ids(paths, caps, weights, np.arange(paths.shape[0]))
+        return self._reuse(ids, ids2, lambda o: max_min_rates(paths[o], self.capacity, caps[o], weights[o]))
+
+    def _reuse(self, ids: np.ndarray, ids2: np.ndarray, solve: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """The memo: `solve(order)` gives the rates of the flows in canonical `order`."""
         order = np.argsort(ids, kind="stable")
         h = hashlib.blake2b(ids[order].tobytes(), digest_size=16)
         h.update(ids2[order].tobytes())
@@ -476,7 +520,7 @@ class FluidNetwork:
         if rates is None:
             if len(self._memo) >= MEMO_ENTRIES:
                 self._memo.clear()
-            rates = solve(idx[order])
+            rates = solve(order)
             self._memo[key] = rates
         else:
             self.memo_hits += 1
@@ -494,7 +538,7 @@ class FluidNetwork:
         carried = self._book(np.flatnonzero(self.active), self.link_bytes.copy())
         for res in self.reserved.values():
             run = res.run
-            carried[run.links] += (np.minimum(run.rates * (self.env.now - res.t0), res.sizes) * run.weights)[run.rows]
+            run.book(carried, np.minimum(run.rates * (self.env.now - res.t0), res.sizes) * run.weights)
         with np.errstate(divide="ignore", invalid="ignore"):
             u = carried / (self.capacity * duration)
         u[~np.isfinite(u)] = 0.0

@@ -51,6 +51,25 @@ def test_fluid_flow_alone_then_joined_midway(monkeypatch, reserve):
     assert (len(fluid.reserved), fluid.n_active, fluid.users[:2].tolist()) == (0, 0, [0, 0])
 
 
+@pytest.mark.parametrize("reserve", [True, False])
+@pytest.mark.parametrize("sizes", [(100.0, 100.0), (100.0, 300.0)])
+def test_fluid_batch_whose_flows_share_a_link(monkeypatch, reserve, sizes):
+    # One batch of two flows on link 0 (100 B/s) and a third on link 1: 50 B/s each on link 0.
+    # Equal sizes end together at 2 s (a reservation); 100 and 300 B end at 2 s and 4 s (the first
+    # end re-rates the other, so the batch runs as active flows). The batch reports at its last.
+    monkeypatch.setattr(FluidNetwork, "reserve", reserve)
+    env = simpy.Environment()
+    fluid = FluidNetwork(env, np.array([100.0, 100.0, np.inf]), np.array([0.0, 0.0, 0.0]))
+    done = {}
+    paths = np.full((3, fluid.H), 2)  # padded with the dummy link
+    paths[:, 0] = [0, 0, 1]
+    fluid.start_batch(paths, np.array([*sizes, 50.0]), lambda: done.setdefault("batch", env.now), 0.0)
+    env.run()
+    assert done == {"batch": pytest.approx(2.0 if sizes[0] == sizes[1] else 4.0)}
+    assert fluid.utilisation(done["batch"])[:2] == pytest.approx([1.0, 50.0 / 100.0 / done["batch"]])
+    assert (fluid.users[:2].tolist(), len(fluid.reserved)) == ([0, 0], 0)
+
+
 def test_flow_model_ring_allreduce_matches_closed_form(fat):
     # 8 hosts under one edge switch (1 GPU each, 400 Gbps NICs): no shared uplink, so the macro-flow
     # ring takes 2(n-1)/n S/B plus 2(n-1) steps of alpha and the edge latency.

@@ -221,8 +221,8 @@ def test_reservations_change_no_time(monkeypatch, topology, opts):
     orig = fluid_mod.FluidNetwork._reserve
 
     def spy(self, *args):
-        made.append(orig(self, *args))
-        return made[-1]
+        made.append(1)
+        return orig(self, *args)
 
     monkeypatch.setattr(fluid_mod.FluidNetwork, "_reserve", spy)
     spec = RunSpec.parse({"topology": str(REPO / f"topologies/{topology}.yaml"), **opts})
