@@ -10,6 +10,7 @@ Knows nothing about collectives or LLMs.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import hashlib
 from collections import Counter
@@ -43,25 +44,29 @@ class AloneRun:
     weights: np.ndarray
     shared: bool
 
-    def duration(self, sizes: np.ndarray) -> float | None:
-        """When the batch has drained, or None if its flows would not all end at one event.
-        Flows that share no link end at their own times (the last one ends the batch); flows
-        that share links must all be done, by the network's rule, when the first one is, or an
-        end would re-rate the rest."""
-        eta = sizes / self.rates
-        if not self.shared:
-            return float(eta.max())
-        t = float(eta.min())
-        left = sizes - self.rates * t
-        done = (left <= np.maximum(self.rates, 1.0) * DONE_TIME) | (left <= 1e-9 * sizes)
-        return t if done.all() else None
-
     def book(self, out: np.ndarray, moved: np.ndarray) -> None:
         """Add each flow's `moved` bytes to every link it crosses."""
         if self.shared:
             np.add.at(out, self.links, moved[self.rows])
         else:  # distinct links: a fancy add is the unbuffered one
             out[self.links] += moved[self.rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    """How a batch alone drains: from each segment's start (seconds after the batch's), its flows'
+    bytes left then and their rates (0 once done), up to `end`."""
+
+    starts: list[float]
+    lefts: list[np.ndarray]
+    rates: list[np.ndarray]
+    end: float
+
+    def at(self, elapsed: float) -> tuple[np.ndarray, np.ndarray]:
+        """Every flow's bytes left and rate `elapsed` seconds in (0 left once done)."""
+        k = max(0, bisect.bisect_right(self.starts, elapsed) - 1)
+        rate = self.rates[k]
+        return np.maximum(self.lefts[k] - rate * (elapsed - self.starts[k]), 0.0), rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +78,7 @@ class Reservation:
     sizes: np.ndarray
     t0: float
     entry: list
+    timeline: Timeline
 
 
 class FluidNetwork:
@@ -123,6 +129,7 @@ class FluidNetwork:
         self.reserved: dict[int, Reservation] = {}  # batches alone on idle links, by batch id
         self.owner = np.full(self.L, -1, dtype=np.int64)  # the reservation holding each link, or -1
         self._alone_runs: dict[tuple, AloneRun | bool] = {}
+        self._timelines: dict[tuple, Timeline] = {}  # shared batches' drains, by batch and sizes
         self._released_at = -1.0
 
     def _grow(self, n: int) -> None:
@@ -256,11 +263,10 @@ class FluidNetwork:
         return slots
 
     # ---- reservations: batches alone on idle links ------------------------------------------
-    def _reservable(self, paths, sizes, caps, weights) -> tuple[AloneRun, float] | None:
-        """How a starting batch runs alone and for how long, if it is alone: its links carry
-        nothing, every flow moves, its flows end at one event if they share links, and nothing
-        observes the flow arrays (a re-solve listener) or couples flows across links
-        (priorities, a window transport)."""
+    def _reservable(self, paths, sizes, caps, weights) -> tuple[AloneRun, Timeline] | None:
+        """How a starting batch runs alone and how it drains, if it is alone: its links carry
+        nothing, every flow moves, and nothing observes the flow arrays (a re-solve listener) or
+        couples flows across links (priorities, a window transport)."""
         if not (self.reserve and self.incremental) or self.transport is not None or self.prioritised:
             return None
         if self.listeners:
@@ -281,8 +287,39 @@ class FluidNetwork:
             run = self._alone_runs[key] = self._alone_run(paths, caps, weights)
         if run is False or self.users[run.uniq].any():
             return None
-        dur = run.duration(sizes)
-        return None if dur is None else (run, dur)
+        if not run.shared:  # every flow at its rate until its own end
+            return run, Timeline([0.0], [sizes], [run.rates], float((sizes / run.rates).max()))
+        tkey = (key, sizes.tobytes())
+        timeline = self._timelines.get(tkey)
+        if timeline is None:
+            if len(self._timelines) >= MEMO_ENTRIES:
+                self._timelines.clear()
+            timeline = self._timelines[tkey] = self._drain_alone(run, sizes)
+        return run, timeline
+
+    def _drain_alone(self, run: AloneRun, sizes: np.ndarray) -> Timeline:
+        """A batch whose flows share links, alone: as the network would run it, event by event:
+        flows move at their rates until the first ends, the network's done rule ends every flow
+        then within it, and the rest are water-filled again (a re-solve gives flows that share no
+        link with others the rates they get alone: the incremental solve rests on it)."""
+        left, live, t = sizes.astype(float), np.ones(sizes.shape[0], dtype=bool), 0.0
+        rates = run.rates
+        starts, lefts, rate_list = [], [], []
+        while live.any():
+            eta = left[live] / rates[live]
+            dt = float(eta.min())
+            starts.append(t)
+            lefts.append(left.copy())
+            rate_list.append(rates)
+            left = np.where(live, left - rates * dt, 0.0)
+            done = live & ((left <= np.maximum(rates, 1.0) * DONE_TIME) | (left <= 1e-9 * sizes))
+            live &= ~done
+            left[done] = 0.0
+            t += dt
+            rates = np.zeros_like(rates)
+            if live.any():
+                rates[live] = self._solve_rows(run.paths[live], run.caps[live], run.weights[live])
+        return Timeline(starts, lefts, rate_list, t)
 
     def _alone_run(self, paths, caps, weights) -> AloneRun | bool:
         """The batch's rates alone. Flows that share no link run at their narrowest link
@@ -306,7 +343,7 @@ class FluidNetwork:
             return False
         return AloneRun(paths.copy(), links, rows, uniq, counts, rates, caps, weights, shared)
 
-    def _reserve(self, run: AloneRun, dur: float, sizes: np.ndarray, entry: list) -> None:
+    def _reserve(self, run: AloneRun, timeline: Timeline, sizes: np.ndarray, entry: list) -> None:
         """Run a batch alone without entering the active flows: its end is known now, so one
         timer and nothing else re-rated. A later start on one of its links turns it into active
         flows where it has got to (_expand)."""
@@ -314,10 +351,10 @@ class FluidNetwork:
         self.next_batch += 1
         self.users[run.uniq] += run.counts
         self.owner[run.uniq] = rid
-        self.reserved[rid] = Reservation(run, sizes, self.env.now, entry)
+        self.reserved[rid] = Reservation(run, sizes, self.env.now, entry, timeline)
         self.solves += 1
         self.flows_started += sizes.shape[0]
-        ev = self.env.timeout(dur)
+        ev = self.env.timeout(timeline.end)
         ev.callbacks.append(lambda _e: self._release(rid))
 
     def _release(self, rid: int) -> None:
@@ -352,9 +389,11 @@ class FluidNetwork:
             res = self.reserved.pop(rid)
             run = res.run
             self.owner[run.uniq] = -1
-            left = np.maximum(res.sizes - run.rates * (self.env.now - res.t0), 0.0)
+            # Flows already done come in with nothing left: the re-solve that follows ends them
+            # before it rates the rest.
+            left, rate = res.timeline.at(self.env.now - res.t0)
             slots = self._insert(run.paths, res.sizes, left, run.caps, run.weights, None, res.entry)
-            self.rate[slots] = run.rates
+            self.rate[slots] = rate
             self.dirty = True
 
     def _note_start(self, paths: np.ndarray, slots: np.ndarray) -> None:
@@ -538,7 +577,8 @@ class FluidNetwork:
         carried = self._book(np.flatnonzero(self.active), self.link_bytes.copy())
         for res in self.reserved.values():
             run = res.run
-            run.book(carried, np.minimum(run.rates * (self.env.now - res.t0), res.sizes) * run.weights)
+            left, _rate = res.timeline.at(self.env.now - res.t0)
+            run.book(carried, (res.sizes - left) * run.weights)
         with np.errstate(divide="ignore", invalid="ignore"):
             u = carried / (self.capacity * duration)
         u[~np.isfinite(u)] = 0.0
