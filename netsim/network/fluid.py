@@ -25,6 +25,7 @@ from netsim.network.maxmin import max_min_rates, priority_max_min_rates
 
 DONE_TIME = 1e-12  # a flow with under a picosecond of transfer left is done
 ALONE_MEMO_FLOWS = 64  # batches solved alone up to this size are memoised by their bytes
+RESERVED_SHARED_FLOWS = 4096  # a batch whose flows share links reserves up to this size
 MEMO_ENTRIES = 8192  # solutions kept for reuse (each a few KB at 512 GPUs)
 
 
@@ -324,8 +325,8 @@ class FluidNetwork:
     def _alone_run(self, paths, caps, weights) -> AloneRun | bool:
         """The batch's rates alone. Flows that share no link run at their narrowest link
         (capacity / weight) or their cap: the water-filling's first round with the same divisions
-        (as _alone_rates); otherwise the batch is water-filled as _alone_rates would (up to
-        ALONE_MEMO_FLOWS flows). False if it is larger or a flow would not move."""
+        (as _alone_rates); otherwise the batch is water-filled alone as the slots' solve would
+        (up to RESERVED_SHARED_FLOWS flows). False if it is larger or a flow would not move."""
         B = paths.shape[0]
         weights = np.ones(B) if weights is None else weights
         caps = np.full(B, np.inf) if caps is None else caps
@@ -335,7 +336,7 @@ class FluidNetwork:
         shared = uniq.size < links.size
         if not shared:
             rates = np.minimum((self.capacity[paths] / weights[:, None]).min(axis=1), caps)
-        elif B <= ALONE_MEMO_FLOWS:
+        elif B <= RESERVED_SHARED_FLOWS:
             rates = self._solve_rows(paths, caps, weights)
         else:
             return False

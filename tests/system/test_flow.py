@@ -177,7 +177,7 @@ def test_flow_endtoend_rows_match_the_closed_form_replay():
 @pytest.mark.parametrize("transport", ["maxmin", "window"])
 def test_reused_solutions_change_nothing(monkeypatch, transport):
     # The flow backend reuses a max-min (or window fixed-point) solution when the same flows are
-    # active again; the iteration must come out bit-identical to solving every time, and most
+    # active again; the iteration must come out bit-identical to solving every time, and many
     # solves of a 1F1B iteration repeat.
     import netsim.network.fluid as fluid_mod
     from netsim.simulate import RunSpec, run
@@ -185,17 +185,18 @@ def test_reused_solutions_change_nothing(monkeypatch, transport):
     spec = RunSpec.parse({"topology": str(REPO / "topologies/fat_tree_512.yaml"), "model": "7B", "pp": 2,
                           "gbs": 256, "transport": transport})  # fmt: skip
     hits = []
-    orig = fluid_mod.FluidNetwork._memoised
+    orig = fluid_mod.FluidNetwork._reuse  # the memo behind every re-solve and every batch solved alone
 
-    def spy(self, idx, solve, acks=False):
-        out = orig(self, idx, solve, acks)
+    def spy(self, ids, ids2, solve):
+        out = orig(self, ids, ids2, solve)
         hits.append(self.memo_hits)
         return out
 
-    monkeypatch.setattr(fluid_mod.FluidNetwork, "_memoised", spy)
+    monkeypatch.setattr(fluid_mod.FluidNetwork, "_reuse", spy)
     reused = run(spec).to_dict()
-    solves = len(hits)
-    assert hits[-1] > solves // 2
+    # Batches that repeat alone are caught before the memo (a reservation's facts are kept by its
+    # bytes); the memo still serves a third of what is left here.
+    assert hits[-1] > len(hits) // 4
     monkeypatch.setattr(fluid_mod.FluidNetwork, "memoise", False)
     hits.clear()
     fresh = run(spec).to_dict()
