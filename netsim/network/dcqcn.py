@@ -11,10 +11,11 @@ value one feedback delay ago:
     a     = 1 - (1 - p')^(tau R')               P(a CNP, so one rate cut, in a decrease interval)
     d     = p' / ((1 - p')^(-timer R') - 1)     rate-increase timer expiries per packet
     dR/dt = -R alpha a / (2 tau) + (T - R) R' (b + d) / 2
-    dT/dt = -(T - R) a / tau + R' (increase per timer stage beyond fast recovery)
+    dT/dt = -(T - R) a c / tau + R' (increase per timer stage beyond fast recovery)
     dalpha/dt = g / tau_alpha ((1 - (1 - p')^(tau_alpha R')) - alpha)
     dq/dt = sum of R - C   (never below an empty queue)
 
+c is the share of cuts that also lower the target (1 in the papers; see `clamping`).
 b (byte-counter events per packet) is 0: SimAI's Mellanox variant (CC_MODE 1) has no byte counter
 (reference/simai_ns3_semantics.md section 4, "DCQCN"). Its timer stages after FAST_RECOVERY_TIMES
 fast-recovery stages add RATE_AI once, then RATE_HAI (hyper increase) at every further stage: a

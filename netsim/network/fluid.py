@@ -26,6 +26,8 @@ from netsim.network.maxmin import max_min_rates, priority_max_min_rates
 DONE_TIME = 1e-12  # a flow with under a picosecond of transfer left is done
 ALONE_MEMO_FLOWS = 64  # batches solved alone up to this size are memoised by their bytes
 RESERVED_SHARED_FLOWS = 4096  # a batch whose flows share links reserves up to this size
+DRAIN_SEGMENTS = 64  # ... and drains alone in at most this many segments
+RESERVATION_CACHE_FLOWS = 1_000_000  # flows (x segments) kept in the reservation caches (~200 MB)
 MEMO_ENTRIES = 8192  # solutions kept for reuse (each a few KB at 512 GPUs)
 
 
@@ -130,7 +132,8 @@ class FluidNetwork:
         self.reserved: dict[int, Reservation] = {}  # batches alone on idle links, by batch id
         self.owner = np.full(self.L, -1, dtype=np.int64)  # the reservation holding each link, or -1
         self._alone_runs: dict[tuple, AloneRun | bool] = {}
-        self._timelines: dict[tuple, Timeline] = {}  # shared batches' drains, by batch and sizes
+        self._timelines: dict[tuple, Timeline | None] = {}  # shared batches' drains, by batch and sizes
+        self._cached_flows = 0
         self._released_at = -1.0
 
     def _grow(self, n: int) -> None:
@@ -283,30 +286,40 @@ class FluidNetwork:
         if run is None:
             if self.users[paths[paths != self.L - 1]].any():
                 return None  # not alone now: work it out when it is
-            if len(self._alone_runs) >= MEMO_ENTRIES:
-                self._alone_runs.clear()
             run = self._alone_runs[key] = self._alone_run(paths, caps, weights)
+            self._cache_budget(paths.shape[0])
         if run is False or self.users[run.uniq].any():
             return None
         if not run.shared:  # every flow at its rate until its own end
             return run, Timeline([0.0], [sizes], [run.rates], float((sizes / run.rates).max()))
         tkey = (key, sizes.tobytes())
-        timeline = self._timelines.get(tkey)
-        if timeline is None:
-            if len(self._timelines) >= MEMO_ENTRIES:
-                self._timelines.clear()
+        timeline = self._timelines.get(tkey, False)
+        if timeline is False:
             timeline = self._timelines[tkey] = self._drain_alone(run, sizes)
-        return run, timeline
+            self._cache_budget(sizes.shape[0] * (len(timeline.starts) if timeline else 1))
+        return None if timeline is None else (run, timeline)
 
-    def _drain_alone(self, run: AloneRun, sizes: np.ndarray) -> Timeline:
+    def _cache_budget(self, flows: int) -> None:
+        """Count what the reservation caches hold; past the budget (or MEMO_ENTRIES entries) they
+        start again (a batch of 4,096 flows keeps ~1 MB)."""
+        self._cached_flows += flows
+        if self._cached_flows > RESERVATION_CACHE_FLOWS or len(self._alone_runs) + len(self._timelines) > MEMO_ENTRIES:
+            self._alone_runs.clear()
+            self._timelines.clear()
+            self._cached_flows = 0
+
+    def _drain_alone(self, run: AloneRun, sizes: np.ndarray) -> Timeline | None:
         """A batch whose flows share links, alone: as the network would run it, event by event:
         flows move at their rates until the first ends, the network's done rule ends every flow
         then within it, and the rest are water-filled again (a re-solve gives flows that share no
-        link with others the rates they get alone: the incremental solve rests on it)."""
+        link with others the rates they get alone: the incremental solve rests on it). None past
+        DRAIN_SEGMENTS segments (each keeps every flow's bytes and rate)."""
         left, live, t = sizes.astype(float), np.ones(sizes.shape[0], dtype=bool), 0.0
         rates = run.rates
         starts, lefts, rate_list = [], [], []
         while live.any():
+            if len(starts) == DRAIN_SEGMENTS:
+                return None
             eta = left[live] / rates[live]
             dt = float(eta.min())
             starts.append(t)

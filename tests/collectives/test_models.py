@@ -51,13 +51,17 @@ def test_fluid_flow_alone_then_joined_midway(monkeypatch, reserve):
     assert (len(fluid.reserved), fluid.n_active, fluid.users[:2].tolist()) == (0, 0, [0, 0])
 
 
-@pytest.mark.parametrize("reserve", [True, False])
+@pytest.mark.parametrize("reserve,segments", [(True, 64), (True, 1), (False, 64)])
 @pytest.mark.parametrize("sizes", [(100.0, 100.0), (100.0, 300.0)])
-def test_fluid_batch_whose_flows_share_a_link(monkeypatch, reserve, sizes):
+def test_fluid_batch_whose_flows_share_a_link(monkeypatch, reserve, segments, sizes):
     # One batch of two flows on link 0 (100 B/s) and a third on link 1: 50 B/s each on link 0.
-    # Equal sizes end together at 2 s (a reservation); 100 and 300 B end at 2 s and 4 s (the first
-    # end re-rates the other, so the batch runs as active flows). The batch reports at its last.
+    # Equal sizes end together at 2 s; 100 and 300 B end at 2 s and 4 s (the first end re-rates the
+    # other to 100 B/s for its last 200 B). Reserved, the batch drains alone in one or two
+    # segments; past the segment limit it runs as active flows. It reports at its last flow.
+    import netsim.network.fluid as fluid_mod
+
     monkeypatch.setattr(FluidNetwork, "reserve", reserve)
+    monkeypatch.setattr(fluid_mod, "DRAIN_SEGMENTS", segments)
     env = simpy.Environment()
     fluid = FluidNetwork(env, np.array([100.0, 100.0, np.inf]), np.array([0.0, 0.0, 0.0]))
     done = {}
