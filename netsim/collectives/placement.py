@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import networkx as nx
-
 from netsim.network.topology import Topology
 
 
@@ -38,9 +36,9 @@ def _latencies_from(topo: Topology, src: int) -> dict:
     """Latency of the min-hop path (SimAI routes by BFS) from src to every node, cached."""
     key = ("latency_from", src)
     if key not in topo.cache:
-        paths = nx.single_source_shortest_path(topo.graph, src)
+        t = topo.links
         topo.cache[key] = {
-            dst: sum(topo.graph.edges[u, v]["latency"] for u, v in zip(p, p[1:])) for dst, p in paths.items()
+            dst: sum(t.latency[t.link(u, v)] for u, v in zip(p, p[1:])) for dst, p in t.bfs_paths(src).items()
         }
     return topo.cache[key]
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -45,6 +46,30 @@ class Join:
         self.n -= 1
         if self.n == 0:
             self.fn()
+
+
+PLAN_IDS = 4096  # group lists remembered by identity (callers that build new lists each time)
+
+
+@dataclass(frozen=True, slots=True)
+class RingPlan:
+    """Every group's ring flows as one batch: padded link rows (read-only), each flow's fraction
+    of a rank's bytes, the group size, and the largest mean and largest longest ring-edge latency
+    over the groups."""
+
+    paths: np.ndarray
+    fracs: np.ndarray
+    n: int
+    mean_lat: float
+    max_lat: float
+
+
+def _with_peers(op: str, groups: list[list[int]]) -> list[list[int]]:
+    """The groups that communicate (more than one member; every send/recv pair); the same list
+    when all do (callers key their plans on it)."""
+    if op == SENDRECV or not groups or min(map(len, groups)) > 1:
+        return groups
+    return [g for g in groups if len(g) > 1]
 
 
 class CollectiveEngine:
@@ -87,6 +112,7 @@ class CollectiveEngine:
         self.port_policy = port_policy
         self.conn_ports: dict[tuple, int] = {}
         self._plans: dict = {}
+        self._ring_by_id: dict[int, tuple[list[list[int]], RingPlan]] = {}
         # Collectives whose every group sits inside one NVLink domain are priced in closed form:
         # NVSwitch is non-blocking and carries no other group's traffic at that moment.
         self.nvlink_closed_form = nvlink_closed_form and net.topo.nvlink_bandwidth is not None
@@ -181,7 +207,7 @@ class CollectiveEngine:
         """Run `op` of `size` bytes (SimAI convention) on every group at once; on_done when all finish.
         `shares` (all-to-all only): the fraction of each rank's buffer sent to each group member, in
         group order (default 1/n each)."""
-        groups = [g for g in groups if len(g) > 1 or op == SENDRECV]
+        groups = _with_peers(op, groups)
         if not groups or size <= 0:
             self._after(0.0, on_done)
             return
@@ -208,7 +234,7 @@ class CollectiveEngine:
 
     def _run_flat(self, op, groups, size, on_done, algo="ring", traffic="default", kind="DP", shares=None) -> None:
         """One level of algorithm: batched rings, batched pairs, or per-group algorithms."""
-        groups = [g for g in groups if len(g) > 1 or op == SENDRECV]
+        groups = _with_peers(op, groups)
         if not groups or size <= 0:
             self._after(0.0, on_done)
             return
@@ -303,6 +329,29 @@ class CollectiveEngine:
 
     def _ring_batch(self, op, groups, size, done, traffic="default", kind="DP"):
         """Macro-flow rings of every group as one batch of flows (paths cached per communicator)."""
+        plan = self._ring_plan(groups)
+        steps = 2 * (plan.n - 1) if op == ALLREDUCE else plan.n - 1
+        factor = 2 * (plan.n - 1) / plan.n if op == ALLREDUCE else (plan.n - 1) / plan.n
+        tail = max(0.0, steps * (self.alpha + plan.mean_lat) - plan.max_lat)
+        c = self._codec(traffic, kind)
+        if c is None:
+            self.fluid.start_batch(plan.paths, plan.fracs * size * factor, done, delay=plan.max_lat + tail)
+            return
+        r = c.ratio(traffic)
+        codec = c.collective_codec_s(op, plan.n, size) + c.fill_latency_s(steps)
+        c.acct.add(traffic, factor * size, factor * size * r, 0.0 if c.pipelined else codec)
+        caps = c.engine_rate() * plan.fracs if c.pipelined else None  # a rank's flows share its engine
+        self.fluid.start_batch(
+            plan.paths, plan.fracs * size * factor, done, delay=plan.max_lat + tail + codec,
+            weights=np.full(len(plan.fracs), r), caps=caps,
+        )  # fmt: skip
+
+    def _ring_plan(self, groups: list[list[int]]) -> RingPlan:
+        """The flows of every group's rings (cached per communicator). The pipeline passes the same
+        group lists every time: they are found by identity, checked by value."""
+        hit = self._ring_by_id.get(id(groups))
+        if hit is not None and hit[0] == groups:
+            return hit[1]
         key = ("ring", tuple(tuple(g) for g in groups), self.spray)
         plan = self._plans.get(key)
         if plan is None:
@@ -323,25 +372,15 @@ class CollectiveEngine:
                                 fracs.append(1.0 / len(rings) / len(routes) / q)
                         lats.append(self.net.path_latency(routes[0]))
                 tails_lat.append((sum(lats) / len(lats), max(lats)))
-            plan = (np.array(rows, dtype=np.int64), np.array(fracs), tails_lat, len(groups[0]))
-            self._plans[key] = plan
-        paths, fracs, tails_lat, n = plan
-        steps = 2 * (n - 1) if op == ALLREDUCE else n - 1
-        factor = 2 * (n - 1) / n if op == ALLREDUCE else (n - 1) / n
-        mean_lat = max(m for m, _x in tails_lat)
-        max_lat = max(x for _m, x in tails_lat)
-        tail = max(0.0, steps * (self.alpha + mean_lat) - max_lat)
-        c = self._codec(traffic, kind)
-        if c is None:
-            self.fluid.start_batch(paths, fracs * size * factor, done, delay=max_lat + tail)
-            return
-        r = c.ratio(traffic)
-        codec = c.collective_codec_s(op, n, size) + c.fill_latency_s(steps)
-        c.acct.add(traffic, factor * size, factor * size * r, 0.0 if c.pipelined else codec)
-        caps = c.engine_rate() * fracs if c.pipelined else None  # a rank's flows share its engine
-        self.fluid.start_batch(
-            paths, fracs * size * factor, done, delay=max_lat + tail + codec, weights=np.full(len(fracs), r), caps=caps
-        )
+            paths = np.array(rows, dtype=np.int64)
+            paths.flags.writeable = False  # the network keys it by identity
+            plan = self._plans[key] = RingPlan(
+                paths, np.array(fracs), len(groups[0]), max(m for m, _x in tails_lat), max(x for _m, x in tails_lat)
+            )
+        if len(self._ring_by_id) >= PLAN_IDS:
+            self._ring_by_id.clear()
+        self._ring_by_id[id(groups)] = ([list(g) for g in groups], plan)
+        return plan
 
     def _pairs_batch(self, pairs, size, done, traffic="default", kind="PP", conn="p2p"):
         """Concurrent point-to-point flows of `size` bytes (or a list: one size per pair), one per

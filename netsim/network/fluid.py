@@ -133,6 +133,7 @@ class FluidNetwork:
         self.owner = np.full(self.L, -1, dtype=np.int64)  # the reservation holding each link, or -1
         self._alone_runs: dict[tuple, AloneRun | bool] = {}
         self._timelines: dict[tuple, Timeline | None] = {}  # shared batches' drains, by batch and sizes
+        self._keys_by_id: dict[int, tuple[np.ndarray, tuple]] = {}  # read-only paths -> their batch key
         self._cached_flows = 0
         self._released_at = -1.0
 
@@ -216,8 +217,8 @@ class FluidNetwork:
     ) -> None:
         """Start flows (rows of `paths`, padded with the dummy link) that report together: on_done
         fires `delay` seconds after the last of them drains."""
-        keep = sizes > 0
-        if not keep.all():
+        if sizes.shape[0] and sizes.min() <= 0:
+            keep = sizes > 0
             paths, sizes = paths[keep], sizes[keep]
             caps = caps[keep] if caps is not None else None
             weights = weights[keep] if weights is not None else None
@@ -275,13 +276,7 @@ class FluidNetwork:
             return None
         if self.listeners:
             return None
-        # Collectives start the same batch (their cached paths) every micro-batch: its facts are
-        # worked out once, keyed by its bytes.
-        key = (
-            paths.tobytes(),
-            None if caps is None else caps.tobytes(),
-            None if weights is None else weights.tobytes(),
-        )
+        key = self._batch_key(paths, caps, weights)
         run = self._alone_runs.get(key)
         if run is None:
             if self.users[paths[paths != self.L - 1]].any():
@@ -299,6 +294,25 @@ class FluidNetwork:
             self._cache_budget(sizes.shape[0] * (len(timeline.starts) if timeline else 1))
         return None if timeline is None else (run, timeline)
 
+    def _batch_key(self, paths: np.ndarray, caps: np.ndarray | None, weights: np.ndarray | None) -> tuple:
+        """Collectives start the same batch (their cached paths) every micro-batch: its facts are
+        worked out once, keyed by its bytes. A read-only paths array (a collective's plan) is
+        looked up by identity first (hashing its bytes was a third of a reservation's cost); the
+        entry holds the array, so its id is not reused while it is there."""
+        plain = caps is None and weights is None and not paths.flags.writeable
+        if plain:
+            hit = self._keys_by_id.get(id(paths))
+            if hit is not None and hit[0] is paths:
+                return hit[1]
+        key = (
+            paths.tobytes(),
+            None if caps is None else caps.tobytes(),
+            None if weights is None else weights.tobytes(),
+        )
+        if plain:
+            self._keys_by_id[id(paths)] = (paths, key)
+        return key
+
     def _cache_budget(self, flows: int) -> None:
         """Count what the reservation caches hold; past the budget (or MEMO_ENTRIES entries) they
         start again (a batch of 4,096 flows keeps ~1 MB)."""
@@ -306,6 +320,7 @@ class FluidNetwork:
         if self._cached_flows > RESERVATION_CACHE_FLOWS or len(self._alone_runs) + len(self._timelines) > MEMO_ENTRIES:
             self._alone_runs.clear()
             self._timelines.clear()
+            self._keys_by_id.clear()
             self._cached_flows = 0
 
     def _drain_alone(self, run: AloneRun, sizes: np.ndarray) -> Timeline | None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import mmh3
 import numpy as np
 
+from netsim.network.links import LinkTable
 from netsim.network.topology import Topology
 
 DPORT = 100
@@ -129,19 +130,18 @@ class CompiledNetwork:
         return cands[ecmp_hash(sip, dip, word3, at) % len(cands)]
 
     def _down_hosts(self, leaf: int) -> list[int]:
-        g = self.topo.graph
-        return sorted(v for v in g.neighbors(leaf) if v not in self.topo.switch_tiers)
+        return sorted(v for v in self.topo.links.neighbors(leaf) if v not in self.topo.switch_tiers)
 
     def _host_gpus(self, v: int) -> set[int]:
-        g = self.topo.graph
-        if g.nodes[v].get("kind") == "nic":
-            return {u for u in g.neighbors(v) if g.nodes[u].get("kind") == "gpu"}
+        t = self.topo.links
+        if t.kind_of(v) == "nic":
+            return {u for u in t.neighbors(v) if t.kind_of(u) == "gpu"}
         return set()
 
     def _dim_order_nodes(self, src: int, dst: int) -> list[int]:
         """Dimension-order routing on a multi-dimensional network: correct dim 0 first; rings the
         shorter way round (ties forward), all-to-all links directly, switches through the line's switch."""
-        g = self.topo.graph
+        t = self.topo.links
         path, u, stride = [src], src, 1
         for d, (kind, n, _bw, _lat, _tier) in enumerate(self.topo.dims):
             cu, cd = (u // stride) % n, (dst // stride) % n
@@ -155,7 +155,7 @@ class CompiledNetwork:
                 else:
                     v = u + (cd - cu) * stride
                     if kind == "switch":
-                        path.append(next(w for w in g.neighbors(u) if g.nodes[w].get("dim") == d))
+                        path.append(next(w for w in t.neighbors(u) if t.attrs[w].get("dim") == d))
                     path.append(v)
                     u = v
             stride *= n
@@ -199,11 +199,13 @@ class CompiledNetwork:
 def compile_network(topo: Topology) -> CompiledNetwork:
     if "compiled" in topo.cache:
         return topo.cache["compiled"]
-    g = topo.graph
-    tiers = topo.switch_tiers
-    edges = _sorted_edges(g)
-    ends = [e for u, v, _d in edges for e in ((u, v), (v, u))]
-    kinds = [k for _u, _v, d in edges for k in (d.get("kind", "fabric"),) * 2]
+    t, tiers = topo.links, topo.switch_tiers
+    # Links in (end, end) order, each direction its own index: the order networkx's sorted edge
+    # view gave (ends as the view orients them), so indices and ECMP results are unchanged.
+    e = np.array(t.ends, dtype=np.int64).reshape(-1, 2)
+    order = np.lexsort((e[:, 1], e[:, 0])).tolist()
+    ends = [d for i in order for d in (t.ends[i], t.ends[i][::-1])]
+    kinds = [k for i in order for k in (t.kind[i],) * 2]
     top = max(tiers.values(), default=0)  # once, not per link (issue #18: links x switches at 16K GPUs)
     labels: dict[tuple, str] = {}  # a label depends on the ends' tiers and the kind only
     tnames = []
@@ -215,30 +217,38 @@ def compile_network(topo: Topology) -> CompiledNetwork:
         tnames.append(name)
     net = CompiledNetwork(
         topo=topo,
-        capacity=np.array([d["bandwidth"] for _u, _v, d in edges for _ in (0, 1)] + [np.inf], dtype=float),
-        latency=np.array([d["latency"] for _u, _v, d in edges for _ in (0, 1)] + [0.0], dtype=float),
+        capacity=np.append(np.repeat(np.array(t.bandwidth)[order], 2), np.inf),
+        latency=np.append(np.repeat(np.array(t.latency)[order], 2), 0.0),
         kind=kinds,
         tier_name=tnames,
         link_of=dict(zip(ends, range(len(ends)))),
         ends=ends,
     )
-    # Up neighbours: GPU -> its NIC node(s) or leaf; NIC -> leaf; switch tier k -> tier k+1.
-    for n, data in g.nodes(data=True):
-        k = data.get("kind")
+    _neighbours(net, t, tiers)
+    topo.cache["compiled"] = net
+    return net
+
+
+def _neighbours(net: CompiledNetwork, t: LinkTable, tiers: dict[int, int]) -> None:
+    """Up neighbours (GPU -> its NIC node(s) or leaf; NIC -> leaf; switch tier k -> tier k+1),
+    down neighbours, the leaves below every switch and each GPU's leaves and port."""
+    for n in t.nodes():
+        k = t.kind_of(n)
+        nbrs = t.neighbors(n)
         if k == "gpu":
-            net._up[n] = sorted(v for v in g.neighbors(n) if v in tiers or g.nodes[v].get("kind") == "nic")
-            for v in g.neighbors(n):
-                if g.nodes[v].get("kind") == "nvswitch" and sum(1 for _ in g.neighbors(v)) > 1:
+            net._up[n] = sorted(v for v in nbrs if v in tiers or t.kind_of(v) == "nic")
+            for v in nbrs:
+                if t.kind_of(v) == "nvswitch" and len(t.neighbors(v)) > 1:
                     net._nvswitch_of[n] = v
         elif k == "nic":
-            net._up[n] = sorted(v for v in g.neighbors(n) if v in tiers)
+            net._up[n] = sorted(v for v in nbrs if v in tiers)
         elif n in tiers:
-            net._up[n] = sorted(v for v in g.neighbors(n) if tiers.get(v, -1) == tiers[n] + 1)
-            net._down[n] = sorted(v for v in g.neighbors(n) if tiers.get(v, 99) == tiers[n] - 1)
+            net._up[n] = sorted(v for v in nbrs if tiers.get(v, -1) == tiers[n] + 1)
+            net._down[n] = sorted(v for v in nbrs if tiers.get(v, 99) == tiers[n] - 1)
     for s in sorted(tiers, key=lambda s: tiers[s]):
         net._below[s] = frozenset([s]) if tiers[s] == 0 else frozenset().union(*(net._below[c] for c in net._down[s]))
-    for n, data in g.nodes(data=True):
-        if data.get("kind") == "gpu":
+    for n in t.nodes():
+        if t.kind_of(n) == "gpu":
             leaves = set()
             for v in net._up.get(n, ()):
                 if v in tiers:
@@ -246,23 +256,10 @@ def compile_network(topo: Topology) -> CompiledNetwork:
                 else:
                     leaves.update(w for w in net._up.get(v, ()))
             net._leaves_of[n] = frozenset(leaves)
-            ports = [v for v in g.neighbors(n) if v in tiers] + [
-                v for v in g.neighbors(n) if g.nodes[v].get("kind") == "nic"
-            ]
+            nbrs = t.neighbors(n)
+            ports = [v for v in nbrs if v in tiers] + [v for v in nbrs if t.kind_of(v) == "nic"]
             if len(ports) == 1:
                 net._port_of[n] = ports[0] if ports[0] not in tiers else n
-    topo.cache["compiled"] = net
-    return net
-
-
-def _sorted_edges(g) -> list[tuple[int, int, dict]]:
-    """sorted(g.edges(data=True)) without networkx's edge view (0.8 -> 0.4 s at 102,400 GPUs). The
-    view orients an edge from its earlier-inserted end; with nodes inserted in id order (every
-    builder here) that is the smaller id, so reading the adjacency with u < v gives the same list."""
-    nodes = list(g)
-    if any(a >= b for a, b in zip(nodes, nodes[1:])):
-        return sorted(g.edges(data=True))
-    return sorted((u, v, d) for u, nbrs in g.adj.items() for v, d in nbrs.items() if u < v)
 
 
 def _tier_label(topo: Topology, a: int, b: int, kind: str, top: int) -> str:

@@ -1,4 +1,4 @@
-"""Build a topology (networkx graph of GPUs, NVSwitches, NICs and switches) from its config.
+"""Build a topology (the tables of GPUs, NVSwitches, NICs, switches and links) from its config.
 
 Node ids follow SimAI's convention (reference/simai.md section 3): GPUs 0..G-1 first, then
 NVSwitches, then NIC nodes (only where NICs are shared or several per GPU), then switches by tier.
@@ -12,8 +12,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import networkx as nx
-
 from netsim.config.loader import load_model
 from netsim.config.topology import (
     ClosSpec,
@@ -25,6 +23,7 @@ from netsim.config.topology import (
     TopologyConfig,
 )
 from netsim.errors import InputError, read_text
+from netsim.network.links import LinkTable
 
 # PCIe Gen5 x16 per direction; links a GPU to a NIC it does not own alone.
 PCIE_BANDWIDTH = 64e9
@@ -32,9 +31,10 @@ PCIE_BANDWIDTH = 64e9
 
 @dataclass
 class Topology:
-    """A cluster: GPUs, servers, NICs and NVLink domains, the fabric graph (networkx) with link
-    bandwidths (bytes/s) and latencies (s), switch tiers, and the per-step start overhead alpha.
-    Built from a netsim YAML or read from a SimAI topology file; compiled to arrays by routing.py."""
+    """A cluster: GPUs, servers, NICs and NVLink domains, the fabric's nodes and links (tables with
+    link bandwidths in bytes/s and latencies in s; `graph` gives them as a networkx graph), switch
+    tiers, and the per-step start overhead alpha. Built from a netsim YAML or read from a SimAI
+    topology file; compiled to arrays by routing.py."""
 
     name: str
     gpu: str
@@ -45,7 +45,7 @@ class Topology:
     nvlink_bandwidth: float | None
     nvlink_latency: float
     hop_latency: float
-    graph: nx.Graph
+    links: LinkTable
     source: str = ""
     fabric: str = ""
     description: str = ""
@@ -56,6 +56,13 @@ class Topology:
     # innermost first; NPU ids vary fastest in dim 0.
     dims: tuple[tuple[str, int, float, float, str], ...] = ()
     cache: dict = field(default_factory=dict, repr=False, compare=False)  # derived facts (paths)
+
+    @property
+    def graph(self):
+        """The fabric as a networkx Graph, built on first use (a run never needs it)."""
+        if "graph" not in self.cache:
+            self.cache["graph"] = self.links.to_graph()
+        return self.cache["graph"]
 
     @property
     def num_servers(self) -> int:
@@ -74,8 +81,8 @@ class Topology:
             if tier != 0:
                 continue
             down = up = 0.0
-            for nb in self.graph.neighbors(sw):
-                bw = self.graph.edges[sw, nb]["bandwidth"]
+            for nb in self.links.neighbors(sw):
+                bw = self.links.bandwidth[self.links.link(sw, nb)]
                 if nb in self.switch_tiers:
                     up += bw
                 else:
@@ -99,11 +106,7 @@ class Topology:
 
     def with_nic_bandwidth(self, bandwidth: float) -> Topology:
         """A copy whose NIC links run at `bandwidth` (the `--bandwidth` override)."""
-        g = self.graph.copy()
-        for u, v, d in g.edges(data=True):
-            if d.get("kind") == "nic":
-                d["bandwidth"] = bandwidth
-        t = Topology(**{**self.__dict__, "graph": g, "cache": {}})
+        t = Topology(**{**self.__dict__, "links": self.links.with_bandwidth("nic", bandwidth), "cache": {}})
         t.nic_bandwidth = bandwidth
         return t
 
@@ -119,7 +122,7 @@ class Topology:
             "hop_latency_ns": self.hop_latency * 1e9,
             "alpha_us": self.alpha * 1e6,
             "switches": len(self.switch_tiers),
-            "links": self.graph.number_of_edges(),
+            "links": self.links.number_of_links(),
             "leaf_oversubscription": round(self.leaf_oversubscription(), 4),
         }
 
@@ -128,15 +131,14 @@ class _Builder:
     """Accumulates nodes and links with SimAI-style id order."""
 
     def __init__(self) -> None:
-        self.g = nx.Graph()
+        self.g = LinkTable()
         self.tiers: dict[int, int] = {}
 
     def node(self, nid: int, kind: str, **attrs) -> int:
-        self.g.add_node(nid, kind=kind, **attrs)
-        return nid
+        return self.g.add_node(nid, kind, **attrs)
 
     def link(self, a: int, b: int, bandwidth: float, latency: float, kind: str) -> None:
-        self.g.add_edge(a, b, bandwidth=float(bandwidth), latency=float(latency), kind=kind)
+        self.g.add_link(a, b, bandwidth, latency, kind)
 
 
 def _endpoints(cfg: TopologyConfig, b: _Builder, next_id: int) -> tuple[list[tuple[int, int]], int]:
@@ -402,7 +404,7 @@ def read_simai_topology(path: str | Path, name: str | None = None, alpha: float 
         nvlink_bandwidth=nv_bw,
         nvlink_latency=nv_lat,
         hop_latency=hop_lat,
-        graph=b.g,
+        links=b.g,
         source=str(path),
         fabric="simai",
         switch_tiers=b.tiers,
@@ -413,7 +415,7 @@ def read_simai_topology(path: str | Path, name: str | None = None, alpha: float 
 
 
 def _check_connected(topo: Topology, where: str) -> None:
-    comp = nx.node_connected_component(topo.graph, 0)
+    comp = topo.links.reachable(0)
     for r in range(topo.num_gpus):
         if r not in comp:
             raise InputError(
@@ -470,7 +472,7 @@ def _build_multi_dim(cfg: TopologyConfig, spec: MultiDimSpec) -> Topology:
     return Topology(
         name=cfg.name, gpu=cfg.gpu, num_gpus=npus, gpus_per_server=cfg.gpus_per_server, nics_per_server=1,
         nic_bandwidth=spec.dims[-1].bandwidth, nvlink_bandwidth=None, nvlink_latency=0.0,
-        hop_latency=max(d.latency for d in spec.dims), graph=b.g, fabric="multi_dim", description=cfg.description,
+        hop_latency=max(d.latency for d in spec.dims), links=b.g, fabric="multi_dim", description=cfg.description,
         alpha=0.0, dims=tuple((d.kind, d.size, d.bandwidth, d.latency, d.tier) for d in spec.dims),
     )  # fmt: skip
 
@@ -508,7 +510,7 @@ def build_topology(cfg: TopologyConfig, where: str = "", base_dir: Path | None =
         nvlink_bandwidth=cfg.nvlink.bandwidth if cfg.nvlink else None,
         nvlink_latency=cfg.nvlink.latency if cfg.nvlink else 0.0,
         hop_latency=spec.latency,
-        graph=b.g,
+        links=b.g,
         source=where,
         fabric=spec.kind,
         description=cfg.description,

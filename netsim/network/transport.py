@@ -182,9 +182,7 @@ def build_window_transport(net, timing, payload: int, dcqcn: Dcqcn | None = None
     """The element for a compiled network and its packet timing (switch egress ports queue), with
     DCQCN at every switch egress whose link rate has a ramp when `dcqcn` is given. The element
     counts payload bytes: DCQCN's packets and ramps are scaled from wire bytes to payload."""
-    switches = set(net.topo.switch_tiers) | {
-        n for n, d in net.topo.graph.nodes(data=True) if d.get("kind") == "nvswitch"
-    }
+    switches = set(net.topo.switch_tiers) | {n for n, k in net.topo.links.kinds.items() if k == "nvswitch"}
     queues = np.array([a in switches for a, _b in net.ends] + [False])
     G = net.topo.num_gpus
     far = [net.data_route(src, dst, 10000) for src in {0, G - 1} for dst in range(G) if dst != src]
