@@ -235,10 +235,10 @@ def link_report(model: FlowModel, duration: float, top: int = 5) -> dict:
     if duration <= 0:
         return {"link_utilization": {}, "busiest_links": []}
     u = model.fluid.utilisation(duration)[:-1]
-    tiers: dict[str, list[float]] = {}
-    for i, name in enumerate(net.tier_name):
-        tiers.setdefault(name, []).append(u[i])
-    util = {name: {"mean": float(np.mean(v)), "max": float(np.max(v))} for name, v in sorted(tiers.items())}
+    util = {}
+    for code, name in enumerate(net.tier_labels):  # a few tiers: one mask each, links in id order
+        v = u[net.tier_code == code]
+        util[name] = {"mean": float(np.mean(v)), "max": float(np.max(v))}
     # Equal loads tie by link id: a utilisation is a sum of floats, equal only to ~1e-13.
     order = np.lexsort((np.arange(u.size), -np.round(u, 9)))[:top]
     busiest = [

@@ -41,20 +41,23 @@ class LinkTable:
     def add_link(self, a: int, b: int, bandwidth: float, latency: float, kind: str) -> None:
         """A link between a and b; a second one between the same ends replaces its values (as
         networkx's add_edge does)."""
-        for n in (a, b):
-            if n not in self._order:
-                self.add_node(n, None)
+        order = self._order
+        if a not in order:
+            self.add_node(a, None)
+        if b not in order:
+            self.add_node(b, None)
         key = (a, b) if a < b else (b, a)
         i = self._index.get(key)
-        if i is None:
-            i = self._index[key] = len(self.ends)
-            self.ends.append((a, b) if self._order[a] < self._order[b] else (b, a))
-            self.bandwidth.append(0.0)
-            self.latency.append(0.0)
-            self.kind.append("")
-            self._adj[a].append(b)
-            self._adj[b].append(a)
-        self.bandwidth[i], self.latency[i], self.kind[i] = float(bandwidth), float(latency), kind
+        if i is not None:
+            self.bandwidth[i], self.latency[i], self.kind[i] = float(bandwidth), float(latency), kind
+            return
+        self._index[key] = len(self.ends)
+        self.ends.append((a, b) if order[a] < order[b] else (b, a))
+        self.bandwidth.append(float(bandwidth))
+        self.latency.append(float(latency))
+        self.kind.append(kind)
+        self._adj[a].append(b)
+        self._adj[b].append(a)
 
     def nodes(self) -> list[int]:
         """Every node in the order it was added."""

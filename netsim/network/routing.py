@@ -37,6 +37,8 @@ class CompiledNetwork:
     latency: np.ndarray  # [L + 1] seconds, last = 0
     kind: list[str]  # per link: nvlink, nic, pcie, fabric
     tier_name: list[str]  # per link: a label for utilisation reports
+    tier_code: np.ndarray  # per link: the index of its label in tier_labels
+    tier_labels: list[str]  # the labels, sorted
     link_of: dict[tuple[int, int], int]
     ends: list[tuple[int, int]]
     spray: bool = False
@@ -215,12 +217,15 @@ def compile_network(topo: Topology) -> CompiledNetwork:
         if name is None:
             name = labels[key] = _tier_label(topo, a, b, kind, top)
         tnames.append(name)
+    codes = {n: i for i, n in enumerate(sorted(set(labels.values())))}
     net = CompiledNetwork(
         topo=topo,
         capacity=np.append(np.repeat(np.array(t.bandwidth)[order], 2), np.inf),
         latency=np.append(np.repeat(np.array(t.latency)[order], 2), 0.0),
         kind=kinds,
         tier_name=tnames,
+        tier_code=np.array([codes[n] for n in tnames], dtype=np.int64),
+        tier_labels=sorted(codes),
         link_of=dict(zip(ends, range(len(ends)))),
         ends=ends,
     )
@@ -232,34 +237,37 @@ def compile_network(topo: Topology) -> CompiledNetwork:
 def _neighbours(net: CompiledNetwork, t: LinkTable, tiers: dict[int, int]) -> None:
     """Up neighbours (GPU -> its NIC node(s) or leaf; NIC -> leaf; switch tier k -> tier k+1),
     down neighbours, the leaves below every switch and each GPU's leaves and port."""
+    kinds, up, down = t.kinds, net._up, net._down
     for n in t.nodes():
-        k = t.kind_of(n)
+        k = kinds.get(n)
         nbrs = t.neighbors(n)
         if k == "gpu":
-            net._up[n] = sorted(v for v in nbrs if v in tiers or t.kind_of(v) == "nic")
+            up[n] = sorted(v for v in nbrs if v in tiers or kinds.get(v) == "nic")
             for v in nbrs:
-                if t.kind_of(v) == "nvswitch" and len(t.neighbors(v)) > 1:
+                if kinds.get(v) == "nvswitch" and len(t.neighbors(v)) > 1:
                     net._nvswitch_of[n] = v
         elif k == "nic":
-            net._up[n] = sorted(v for v in nbrs if v in tiers)
+            up[n] = sorted(v for v in nbrs if v in tiers)
         elif n in tiers:
-            net._up[n] = sorted(v for v in nbrs if tiers.get(v, -1) == tiers[n] + 1)
-            net._down[n] = sorted(v for v in nbrs if tiers.get(v, 99) == tiers[n] - 1)
-    for s in sorted(tiers, key=lambda s: tiers[s]):
-        net._below[s] = frozenset([s]) if tiers[s] == 0 else frozenset().union(*(net._below[c] for c in net._down[s]))
+            tier = tiers[n]
+            up[n] = sorted(v for v in nbrs if tiers.get(v, -1) == tier + 1)
+            down[n] = sorted(v for v in nbrs if tiers.get(v, 99) == tier - 1)
+    for s in sorted(tiers, key=tiers.__getitem__):
+        net._below[s] = frozenset([s]) if tiers[s] == 0 else frozenset().union(*(net._below[c] for c in down[s]))
     for n in t.nodes():
-        if t.kind_of(n) == "gpu":
-            leaves = set()
-            for v in net._up.get(n, ()):
-                if v in tiers:
-                    leaves.add(v)
-                else:
-                    leaves.update(w for w in net._up.get(v, ()))
-            net._leaves_of[n] = frozenset(leaves)
-            nbrs = t.neighbors(n)
-            ports = [v for v in nbrs if v in tiers] + [v for v in nbrs if t.kind_of(v) == "nic"]
-            if len(ports) == 1:
-                net._port_of[n] = ports[0] if ports[0] not in tiers else n
+        if kinds.get(n) != "gpu":
+            continue
+        leaves = set()
+        for v in up.get(n, ()):
+            if v in tiers:
+                leaves.add(v)
+            else:
+                leaves.update(up.get(v, ()))
+        net._leaves_of[n] = frozenset(leaves)
+        nbrs = t.neighbors(n)
+        ports = [v for v in nbrs if v in tiers] + [v for v in nbrs if kinds.get(v) == "nic"]
+        if len(ports) == 1:
+            net._port_of[n] = ports[0] if ports[0] not in tiers else n
 
 
 def _tier_label(topo: Topology, a: int, b: int, kind: str, top: int) -> str:
