@@ -242,7 +242,11 @@ def link_report(model: FlowModel, duration: float, top: int = 5) -> dict:
     # Equal loads tie by link id: a utilisation is a sum of floats, equal only to ~1e-13.
     order = np.lexsort((np.arange(u.size), -np.round(u, 9)))[:top]
     busiest = [
-        {"link": f"{net.ends[i][0]}->{net.ends[i][1]}", "tier": net.tier_name[i], "utilization": float(u[i])}
+        {
+            "link": f"{net.ends[i][0]}->{net.ends[i][1]}",
+            "tier": net.tier_labels[net.tier_code[i]],
+            "utilization": float(u[i]),
+        }
         for i in order
         if u[i] > 0
     ]

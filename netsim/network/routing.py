@@ -36,8 +36,7 @@ class CompiledNetwork:
     capacity: np.ndarray  # [L + 1] bytes/s, last = inf
     latency: np.ndarray  # [L + 1] seconds, last = 0
     kind: list[str]  # per link: nvlink, nic, pcie, fabric
-    tier_name: list[str]  # per link: a label for utilisation reports
-    tier_code: np.ndarray  # per link: the index of its label in tier_labels
+    tier_code: np.ndarray  # per link: the index of its utilisation-report label in tier_labels
     tier_labels: list[str]  # the labels, sorted
     link_of: dict[tuple[int, int], int]
     ends: list[tuple[int, int]]
@@ -223,7 +222,6 @@ def compile_network(topo: Topology) -> CompiledNetwork:
         capacity=np.append(np.repeat(np.array(t.bandwidth)[order], 2), np.inf),
         latency=np.append(np.repeat(np.array(t.latency)[order], 2), 0.0),
         kind=kinds,
-        tier_name=tnames,
         tier_code=np.array([codes[n] for n in tnames], dtype=np.int64),
         tier_labels=sorted(codes),
         link_of=dict(zip(ends, range(len(ends)))),
