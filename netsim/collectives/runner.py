@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -49,19 +49,21 @@ class Join:
 
 
 PLAN_IDS = 4096  # group lists remembered by identity (callers that build new lists each time)
+SIZES_PER_PLAN = 64  # a ring plan's batches remembered by (op, bytes)
 
 
 @dataclass(frozen=True, slots=True)
 class RingPlan:
     """Every group's ring flows as one batch: padded link rows (read-only), each flow's fraction
-    of a rank's bytes, the group size, and the largest mean and largest longest ring-edge latency
-    over the groups."""
+    of a rank's bytes, the group size, the largest mean and largest longest ring-edge latency
+    over the groups, and the batch's sizes and delay at each (op, bytes) it has run."""
 
     paths: np.ndarray
     fracs: np.ndarray
     n: int
     mean_lat: float
     max_lat: float
+    sized: dict = field(default_factory=dict)  # (op, bytes) -> _ring_sizes
 
 
 def _with_peers(op: str, groups: list[list[int]]) -> list[list[int]]:
@@ -233,8 +235,8 @@ class CollectiveEngine:
         return None
 
     def _run_flat(self, op, groups, size, on_done, algo="ring", traffic="default", kind="DP", shares=None) -> None:
-        """One level of algorithm: batched rings, batched pairs, or per-group algorithms."""
-        groups = _with_peers(op, groups)
+        """One level of algorithm (on groups that communicate): batched rings, batched pairs, or
+        per-group algorithms."""
         if not groups or size <= 0:
             self._after(0.0, on_done)
             return
@@ -276,7 +278,9 @@ class CollectiveEngine:
             p_op, subs, p_size = phases[i]
             # A fully connected dimension is a direct exchange by definition (LIBRA, ASTRA-sim).
             algo = "direct" if p_op == ALLTOALL else "ring"
-            self._run_flat(p_op, subs, p_size, lambda: step(i + 1), algo=algo, traffic=traffic, kind=kind)
+            self._run_flat(
+                p_op, _with_peers(p_op, subs), p_size, lambda: step(i + 1), algo=algo, traffic=traffic, kind=kind
+            )
 
         step(0)
 
@@ -330,13 +334,16 @@ class CollectiveEngine:
     def _ring_batch(self, op, groups, size, done, traffic="default", kind="DP"):
         """Macro-flow rings of every group as one batch of flows (paths cached per communicator)."""
         plan = self._ring_plan(groups)
-        steps = 2 * (plan.n - 1) if op == ALLREDUCE else plan.n - 1
-        factor = 2 * (plan.n - 1) / plan.n if op == ALLREDUCE else (plan.n - 1) / plan.n
-        tail = max(0.0, steps * (self.alpha + plan.mean_lat) - plan.max_lat)
         c = self._codec(traffic, kind)
         if c is None:
-            self.fluid.start_batch(plan.paths, plan.fracs * size * factor, done, delay=plan.max_lat + tail)
+            sized = plan.sized.get((op, size))
+            if sized is None:
+                if len(plan.sized) >= SIZES_PER_PLAN:
+                    plan.sized.clear()
+                sized = plan.sized[(op, size)] = self._ring_sizes(op, plan, size)
+            self.fluid.start_batch(plan.paths, sized[0], done, delay=sized[1])
             return
+        steps, factor, tail = self._ring_steps(op, plan)
         r = c.ratio(traffic)
         codec = c.collective_codec_s(op, plan.n, size) + c.fill_latency_s(steps)
         c.acct.add(traffic, factor * size, factor * size * r, 0.0 if c.pipelined else codec)
@@ -345,6 +352,22 @@ class CollectiveEngine:
             plan.paths, plan.fracs * size * factor, done, delay=plan.max_lat + tail + codec,
             weights=np.full(len(plan.fracs), r), caps=caps,
         )  # fmt: skip
+
+    def _ring_steps(self, op: str, plan: RingPlan) -> tuple[int, float, float]:
+        """A macro ring's steps, each rank's bytes sent per byte of `size`, and the steps' alpha
+        and latency beyond the slowest edge's."""
+        steps = 2 * (plan.n - 1) if op == ALLREDUCE else plan.n - 1
+        factor = 2 * (plan.n - 1) / plan.n if op == ALLREDUCE else (plan.n - 1) / plan.n
+        return steps, factor, max(0.0, steps * (self.alpha + plan.mean_lat) - plan.max_lat)
+
+    def _ring_sizes(self, op: str, plan: RingPlan, size: float) -> tuple[np.ndarray, float]:
+        """A ring batch's flow sizes (read-only: the network finds a batch it has run by them) and
+        its delay after the last flow drains: the slowest edge's latency, then every other step's
+        alpha and mean edge latency."""
+        _steps, factor, tail = self._ring_steps(op, plan)
+        sizes = plan.fracs * size * factor
+        sizes.flags.writeable = False
+        return sizes, plan.max_lat + tail
 
     def _ring_plan(self, groups: list[list[int]]) -> RingPlan:
         """The flows of every group's rings (cached per communicator). The pipeline passes the same

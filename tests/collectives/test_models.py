@@ -74,6 +74,36 @@ def test_fluid_batch_whose_flows_share_a_link(monkeypatch, reserve, segments, si
     assert (fluid.users[:2].tolist(), len(fluid.reserved)) == ([0, 0], 0)
 
 
+def test_fluid_batch_started_again_with_the_same_arrays():
+    # A collective's plan starts the same read-only paths and sizes every micro-batch; the network
+    # finds it by identity. Link 0 and 1 at 100 B/s, flows of 100 and 50 B: alone, 1 s each time
+    # (t=0 and t=1). At t=2.5 a 100 B flow already holds link 0: the batch is not reserved but
+    # shares link 0 (50 B/s each, both done at 4.5; its link-1 flow is done at 3.0).
+    env = simpy.Environment()
+    fluid = FluidNetwork(env, np.array([100.0, 100.0, np.inf]), np.array([0.0, 0.0, 0.0]))
+    paths = np.full((2, fluid.H), 2)
+    paths[:, 0] = [0, 1]
+    sizes = np.array([100.0, 50.0])
+    paths.flags.writeable = sizes.flags.writeable = False
+    ends, seen = [], {}
+
+    def batch():
+        fluid.start_batch(paths, sizes, lambda: ends.append(env.now), 0.0)
+
+    def busy():
+        fluid.start([0], 100.0, lambda: ends.append(("flow", env.now)))
+        batch()
+
+    batch()
+    env.timeout(1.0).callbacks.append(lambda _e: batch())
+    env.timeout(2.5).callbacks.append(lambda _e: busy())
+    env.timeout(3.5).callbacks.append(lambda _e: seen.setdefault("active", (fluid.n_active, len(fluid.reserved))))
+    env.run()
+    assert ends == [pytest.approx(1.0), pytest.approx(2.0), ("flow", pytest.approx(4.5)), pytest.approx(4.5)]
+    assert seen["active"] == (2, 0)  # the flow and the batch's link-0 flow, nothing reserved
+    assert fluid.utilisation(4.5)[:2] == pytest.approx([400.0 / 450.0, 150.0 / 450.0])  # 4 x 100 B, 3 x 50 B
+
+
 def test_flow_model_ring_allreduce_matches_closed_form(fat):
     # 8 hosts under one edge switch (1 GPU each, 400 Gbps NICs): no shared uplink, so the macro-flow
     # ring takes 2(n-1)/n S/B plus 2(n-1) steps of alpha and the edge latency.
