@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 from netsim.config.model import ModelConfig
 from netsim.config.run import RunSpec
 from netsim.errors import InputError
-from netsim.network.compression import load_codec
 from netsim.network.topology import Topology, load_topology
 from netsim.system.backends import Job, simulate
 from netsim.system.result import SUMMARY_FIELDS, Breakdown
@@ -177,7 +176,11 @@ def run(spec: RunSpec, progress: Callable[[int, int], None] | None = None, detai
     are the same without)."""
     spec = spec.resolved()
     topo = load_run_topology(spec)
-    codec = load_codec(spec.compression)
+    codec = None
+    if spec.compression:  # "none" and other profiles: the codec element decides
+        from netsim.network.compression import load_codec
+
+        codec = load_codec(spec.compression)
     if codec is not None and spec.mode == "simai":
         raise InputError("SimAI-Analytical has no compression; use --mode physical", field="--compression")
     config: dict = {

@@ -23,14 +23,13 @@ from netsim.collectives.closed_form import ALLTOALL, SENDRECV, bus_factor, colle
 from netsim.collectives.multidim import collective_ns, dim_traffic
 from netsim.collectives.placement import GroupPlacement, place_group
 from netsim.collectives.runner import CollectiveEngine
-from netsim.network.compression import NicCodec
 from netsim.network.fluid import FluidNetwork
 from netsim.network.packet_timing import PAYLOAD, PacketTiming
 from netsim.network.routing import compile_network
 from netsim.network.topology import Topology
-from netsim.network.transport import build_window_transport
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # built by the caller; a plain max-min run imports neither the codec nor the transport
+    from netsim.network.compression import NicCodec
     from netsim.network.dcqcn import Dcqcn
 
 
@@ -169,6 +168,8 @@ class FlowModel:
         self.timing = PacketTiming(self.net, payload or PAYLOAD) if packet else None
         capacity = self.timing.capacity if packet else self.net.capacity
         fixed_point = None
+        if window or transport == "window":
+            from netsim.network.transport import build_window_transport
         if packet and window:  # SimAI.conf HAS_WIN: the RDMA window on top of max-min (network/transport.py)
             fixed_point = build_window_transport(self.net, self.timing, self.timing.payload, dcqcn)
         elif transport == "window":  # `run --transport window`: the same element on netsim's own collectives

@@ -13,8 +13,9 @@ from netsim.errors import InputError, read_text
 M = TypeVar("M", bound=BaseModel)
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML's safe loader, refusing a mapping that repeats a key (PyYAML keeps the last silently)."""
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """YAML's safe loader (libyaml's parser where PyYAML was built with it: a run reads a dozen
+    files), refusing a mapping that repeats a key (PyYAML keeps the last silently)."""
 
     def construct_mapping(self, node, deep=False):
         seen = set()
