@@ -275,17 +275,21 @@ class StageRunner:
         chunks = ph.overlap_chunks
         first = ph.compute_ns / chunks if chunks > 0 else ph.compute_ns
         self.compute(first, name)
-        yield from self.flush()
+        if self.lag > 0:  # flush(), inline: most of an iteration's Events pass here
+            lag, self.lag = self.lag, 0.0
+            yield self.env.timeout(lag)
         issued = self.env.now
-        ev = self.ex.model.collective(c.op, self._groups(c.group), c.bytes, c.traffic, c.group)
+        groups = self._groups(c.group)
+        ev = self.ex.model.collective(c.op, groups, c.bytes, c.traffic, c.group)
         if chunks > 0:
             self.compute(ph.compute_ns - first, name)
             yield from self.flush()
         t0 = self.env.now
         yield ev
         self._charge(c.group, t0, self.env.now - t0, name if chunks <= 0 else f"{name} (overlapped)", c)
-        self.st.tally_comm(self.row_key, self.row_name, name, self.env.now - t0, self.env.now - issued, c,
-                           len(self._groups(c.group)[0]))  # fmt: skip
+        if self.st.record:
+            self.st.tally_comm(self.row_key, self.row_name, name, self.env.now - t0, self.env.now - issued, c,
+                               len(groups[0]))  # fmt: skip
 
     def wait_recv(self, direction: str, vs: int, j: int):
         yield from self.flush()

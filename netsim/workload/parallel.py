@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import cached_property
 
 from netsim.config.model import RANK_DIMS, ModelConfig, ParallelismConfig
 from netsim.errors import InputError
@@ -79,15 +80,20 @@ class Parallelism:
         """Bytes per gradient element as the DP collective reduces it."""
         return 4 if self.grad_reduce_dtype == "fp32" else 2
 
+    @cached_property
+    def _strides(self) -> tuple[int, int, int, int]:
+        """The rank distance of one step in tp, cp, dp and pp under `rank_order` (first fastest)."""
+        sizes = {"tp": self.tp, "cp": self.cp, "dp": self.dp, "pp": self.pp}
+        strides, stride = {}, 1
+        for d in self.rank_order:
+            strides[d] = stride
+            stride *= sizes[d]
+        return strides["tp"], strides["cp"], strides["dp"], strides["pp"]
+
     def rank(self, tp: int = 0, cp: int = 0, dp: int = 0, pp: int = 0) -> int:
         """The global rank of these coordinates under `rank_order` (first dimension fastest)."""
-        coords = {"tp": tp, "cp": cp, "dp": dp, "pp": pp}
-        sizes = {"tp": self.tp, "cp": self.cp, "dp": self.dp, "pp": self.pp}
-        r, stride = 0, 1
-        for d in self.rank_order:
-            r += coords[d] * stride
-            stride *= sizes[d]
-        return r
+        a, b, c, d = self._strides
+        return tp * a + cp * b + dp * c + pp * d
 
     def to_dict(self) -> dict:
         d = asdict(self)
