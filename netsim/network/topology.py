@@ -131,14 +131,14 @@ class _Builder:
     """Accumulates nodes and links with SimAI-style id order."""
 
     def __init__(self) -> None:
-        self.g = LinkTable()
+        self.links = LinkTable()
         self.tiers: dict[int, int] = {}
 
     def node(self, nid: int, kind: str, **attrs) -> int:
-        return self.g.add_node(nid, kind, **attrs)
+        return self.links.add_node(nid, kind, **attrs)
 
     def link(self, a: int, b: int, bandwidth: float, latency: float, kind: str) -> None:
-        self.g.add_link(a, b, bandwidth, latency, kind)
+        self.links.add_link(a, b, bandwidth, latency, kind)
 
 
 def _endpoints(cfg: TopologyConfig, b: _Builder, next_id: int) -> tuple[list[tuple[int, int]], int]:
@@ -391,7 +391,7 @@ def read_simai_topology(path: str | Path, name: str | None = None, alpha: float 
     nic_bw, nv_bw, nv_lat, hop_lat = found["nic_bw"], found["nv_bw"], found["nv_lat"], found["hop_lat"]
     # Tier 0 = switches with GPUs attached (ASW), tier 1 = the rest (PSW).
     for s in sw_ids:
-        b.tiers[s] = 0 if any(nb < G for nb in b.g.neighbors(s)) else 1
+        b.tiers[s] = 0 if any(nb < G for nb in b.links.neighbors(s)) else 1
     if nic_bw is None:
         raise InputError("no GPU-to-switch link found", where=str(path))
     topo = Topology(
@@ -404,7 +404,7 @@ def read_simai_topology(path: str | Path, name: str | None = None, alpha: float 
         nvlink_bandwidth=nv_bw,
         nvlink_latency=nv_lat,
         hop_latency=hop_lat,
-        links=b.g,
+        links=b.links,
         source=str(path),
         fabric="simai",
         switch_tiers=b.tiers,
@@ -472,7 +472,7 @@ def _build_multi_dim(cfg: TopologyConfig, spec: MultiDimSpec) -> Topology:
     return Topology(
         name=cfg.name, gpu=cfg.gpu, num_gpus=npus, gpus_per_server=cfg.gpus_per_server, nics_per_server=1,
         nic_bandwidth=spec.dims[-1].bandwidth, nvlink_bandwidth=None, nvlink_latency=0.0,
-        hop_latency=max(d.latency for d in spec.dims), links=b.g, fabric="multi_dim", description=cfg.description,
+        hop_latency=max(d.latency for d in spec.dims), links=b.links, fabric="multi_dim", description=cfg.description,
         alpha=0.0, dims=tuple((d.kind, d.size, d.bandwidth, d.latency, d.tier) for d in spec.dims),
     )  # fmt: skip
 
@@ -510,7 +510,7 @@ def build_topology(cfg: TopologyConfig, where: str = "", base_dir: Path | None =
         nvlink_bandwidth=cfg.nvlink.bandwidth if cfg.nvlink else None,
         nvlink_latency=cfg.nvlink.latency if cfg.nvlink else 0.0,
         hop_latency=spec.latency,
-        links=b.g,
+        links=b.links,
         source=where,
         fabric=spec.kind,
         description=cfg.description,
