@@ -33,6 +33,9 @@ if TYPE_CHECKING:  # built by the caller; a plain max-min run imports neither th
     from netsim.network.dcqcn import Dcqcn
 
 
+SEQUENCES = 4096  # collective sequences whose batches FlowModel keeps (by the caller's list)
+
+
 class NetworkModel(Protocol):
     """What a schedule executor asks of a network: collectives and sends that complete as Events."""
 
@@ -52,6 +55,16 @@ class NetworkModel(Protocol):
         done: simpy.Event | None = None,
     ) -> simpy.Event:  # fmt: skip
         """Point-to-point transfers of `size` bytes for every (src, dst) pair, completing together."""
+        ...
+
+    def sequence(
+        self, colls: list[tuple[str, list[list[int]], float, str, str]], gaps: list[float]
+    ) -> simpy.Event | None:
+        """Collectives (op, groups, size, traffic, kind) one after another, collective k starting
+        gaps[k] seconds after collective k-1 ended (a rank's compute between them; the first
+        gaps[0] from now): an Event whose value is each one's seconds, or None where the model
+        cannot run them so (the caller then issues them one by one, with the same result). A
+        caller that passes the same `colls` list each time lets the model prepare it once."""
         ...
 
     def gpu_codec_s(self, op: str, n: int, size: float, traffic: str, kind: str) -> float:
@@ -130,6 +143,9 @@ class ClosedFormModel:
         t = self.time_ns(SENDRECV, self.placement(list(pairs[0])), size, traffic, kind) if pairs else 0.0
         return _after(self.env, t * 1e-9, done)
 
+    def sequence(self, colls, gaps) -> None:
+        return None  # every collective here is a closed form: an executor never needs one
+
     def report(self, duration: float) -> dict:
         return {"compression": self.codec.acct.report()} if self.codec is not None else {}
 
@@ -188,6 +204,7 @@ class FlowModel:
             nvlink_closed_form=not packet, alltoall=alltoall,
         )  # fmt: skip
         self.codec = codec
+        self._sequences: dict[int, tuple[list, list]] = {}  # id(colls) -> (colls, their batches or None)
 
     def collective(
         self, op, groups, size, traffic="default", kind="DP", done=None, algo="ring", shares=None
@@ -199,6 +216,24 @@ class FlowModel:
     def send(self, pairs, size, traffic="default", kind="PP", done=None) -> simpy.Event:
         ev = done if done is not None else self.env.event()
         self.coll.run(SENDRECV, [list(p) for p in pairs], size, ev.succeed, traffic=traffic, kind=kind)
+        return ev
+
+    def sequence(self, colls, gaps) -> simpy.Event | None:
+        """Collectives that are each one plain batch of flows (macro rings without a codec) as one
+        chain on the fluid network (network/chain.py): while their links carry nothing else, the
+        whole run is worked out at once instead of an Event per collective."""
+        hit = self._sequences.get(id(colls))
+        if hit is not None and hit[0] is colls:
+            batches = hit[1]
+        else:
+            batches = [self.coll.plain_batch(*c) for c in colls]
+            if len(self._sequences) >= SEQUENCES:
+                self._sequences.clear()
+            self._sequences[id(colls)] = (colls, batches)
+        if None in batches:
+            return None
+        ev = self.env.event()
+        self.fluid.start_chain(gaps, batches, lambda starts, ends: ev.succeed([e - s for s, e in zip(starts, ends)]))
         return ev
 
     def gpu_codec_s(self, op: str, n: int, size: float, traffic: str, kind: str) -> float:

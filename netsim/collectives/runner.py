@@ -51,6 +51,7 @@ class Join:
             self.fn()
 
 
+RING_OPS = (ALLREDUCE, ALLGATHER, REDUCESCATTER)  # collectives a macro ring runs as one batch
 PLAN_IDS = 4096  # group lists remembered by identity (callers that build new lists each time)
 SIZES_PER_PLAN = 64  # a ring plan's batches remembered by (op, bytes)
 
@@ -244,12 +245,7 @@ class CollectiveEngine:
             self._after(0.0, on_done)
             return
         batchable = self.timing is None
-        if (
-            op in (ALLREDUCE, ALLGATHER, REDUCESCATTER)
-            and algo in ("ring", "auto")
-            and self.fidelity == "macro"
-            and batchable
-        ):
+        if op in RING_OPS and algo in ("ring", "auto") and self.fidelity == "macro" and batchable:
             self._ring_batch(op, groups, size, on_done, traffic, kind)
             return
         if op == SENDRECV and batchable:
@@ -339,12 +335,8 @@ class CollectiveEngine:
         plan = self._ring_plan(groups)
         c = self._codec(traffic, kind)
         if c is None:
-            sized = plan.sized.get((op, size))
-            if sized is None:
-                if len(plan.sized) >= SIZES_PER_PLAN:
-                    plan.sized.clear()
-                sized = plan.sized[(op, size)] = self._ring_sizes(op, plan, size)
-            self.fluid.start_batch(plan.paths, sized[0], done, delay=sized[1])
+            sizes, delay = self._sized(op, plan, size)
+            self.fluid.start_batch(plan.paths, sizes, done, delay=delay)
             return
         steps, factor, tail = self._ring_steps(op, plan)
         r = c.ratio(traffic)
@@ -355,6 +347,28 @@ class CollectiveEngine:
             plan.paths, plan.fracs * size * factor, done, delay=plan.max_lat + tail + codec,
             weights=np.full(len(plan.fracs), r), caps=caps,
         )  # fmt: skip
+
+    def _sized(self, op: str, plan: RingPlan, size: float) -> tuple[np.ndarray, float]:
+        sized = plan.sized.get((op, size))
+        if sized is None:
+            if len(plan.sized) >= SIZES_PER_PLAN:
+                plan.sized.clear()
+            sized = plan.sized[(op, size)] = self._ring_sizes(op, plan, size)
+        return sized
+
+    def plain_batch(self, op: str, groups: list[list[int]], size: float, traffic: str, kind: str) -> tuple | None:
+        """The one batch of flows `run` starts for this collective, as (paths, sizes, delay), when
+        it is a macro ring on the network without a codec; None for anything else (nothing to
+        start, NVLink-only, hierarchical dimensions, chunked or packet fidelity, a codec)."""
+        if op not in RING_OPS or size <= 0 or self.ideal or self.fidelity != "macro" or self.timing is not None:
+            return None
+        groups = _with_peers(op, groups)
+        if not groups or self.net.topo.dims or self._codec(traffic, kind) is not None:
+            return None
+        if self.nvlink_closed_form and self._all_intra_server(groups):
+            return None
+        plan = self._ring_plan(groups)
+        return (plan.paths, *self._sized(op, plan, size))
 
     def _ring_steps(self, op: str, plan: RingPlan) -> tuple[int, float, float]:
         """A macro ring's steps, each rank's bytes sent per byte of `size`, and the steps' alpha

@@ -87,3 +87,79 @@ def plan(steps: Iterable[Step], fixed: Callable[[Collective], float | None]) -> 
     if run is not None:
         out.append(run)
     return out
+
+
+STATS = ("compute", "recompute", "tp", "ep", "cp")  # the StageStats a sequence adds to
+
+
+@dataclass
+class NetRun:
+    """Closed runs and blocking networked phases issued as one network sequence: the phases, the
+    lag additions before the first collective (after whatever lag the rank carries), the gap
+    before each later one (its lag from 0, summed in the same order), and each statistic's
+    additions in execution order, as indices into `consts` followed by the collectives' seconds."""
+
+    phases: list[Phase]
+    lead: list[float]
+    gaps: list[float]
+    adds: dict[str, list[int]]
+    consts: list[float]
+
+
+def net_run(items: list) -> NetRun:
+    """The NetRun of `items` (closed runs and "net" steps, as `sequences` delimits them)."""
+    nets = [it for it in items if type(it) is not ClosedRun]
+    consts: list[float] = []
+    adds: dict[str, list[int]] = {k: [] for k in STATS}
+
+    def const(attr: str, v: float) -> None:
+        adds[attr].append(len(consts))
+        consts.append(v)
+
+    lags: list[list[float]] = [[]]
+    for item in items:
+        if type(item) is ClosedRun:
+            lags[-1] += item.lag
+            for attr, vals in (("compute", item.compute), ("recompute", item.recompute), *item.charges.items()):
+                for v in vals:
+                    const(attr, v)
+            continue
+        ph, name = item[1], item[2]
+        sec = ph.compute_ns * 1e-9
+        if sec > 0:
+            lags[-1].append(sec)
+            const("compute", sec)
+            if name.endswith(RECOMPUTE_SUFFIX):
+                const("recompute", sec)
+        adds[charged_to(ph.collective.group)].append(-1 - (len(lags) - 1))  # the seconds of net phase k
+        lags.append([])
+    gaps = []
+    for vals in lags[1:-1]:
+        g = 0.0
+        for v in vals:
+            g += v
+        gaps.append(g)
+    n = len(consts)
+    # -1 - k named net phase k: it lies after the constants.
+    adds = {a: [i if i >= 0 else n - 1 - i for i in idx] for a, idx in adds.items() if idx}
+    return NetRun([it[1] for it in nets], lags[0], gaps, adds, consts)
+
+
+def sequences(items: list) -> dict[int, int]:
+    """Where a planned pass's runs of blocking networked phases lie: the index of each run's first
+    item -> one past its last networked phase. A run is closed runs and "net" steps without a
+    gradient hand-off between them, and holds at least two networked phases (one alone gains
+    nothing over the per-phase path)."""
+    out: dict[int, int] = {}
+    start, last, nets = 0, -1, 0
+    for i, item in enumerate(items + [("bucket",)]):
+        if type(item) is ClosedRun:
+            continue
+        if item[0] == "net" and item[1].overlap_chunks <= 0:
+            nets += 1
+            last = i
+            continue
+        if nets >= 2:
+            out[start] = last + 1
+        start, last, nets = i + 1, -1, 0
+    return out

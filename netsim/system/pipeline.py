@@ -196,6 +196,7 @@ class StageRunner:
         self.lag = 0.0  # seconds of work done on this rank's stream but not yet on the clock
         self._fixed_cache: dict[tuple, float | None] = {}
         self._plans: dict[tuple, list] = {}  # (chunk, pass, buckets) -> closed_runs.plan
+        self._seq_plans: dict[int, tuple[list, dict]] = {}  # id(plan) -> (plan, its _sequences)
         self.row_key: tuple[int, int] | None = None  # the (chunk, row) whose phases run now, for EndToEnd.csv
         self.row_name = ""
 
@@ -364,6 +365,9 @@ class StageRunner:
         for v in run.lag:
             lag += v
         self.lag = lag
+        self._apply_stats(run)
+
+    def _apply_stats(self, run: closed_runs.ClosedRun) -> None:
         st = self.st
         for attr, vals in (("compute", run.compute), ("recompute", run.recompute), *run.charges.items()):
             if vals:
@@ -373,9 +377,24 @@ class StageRunner:
                 setattr(st, attr, acc)
 
     def _run_plan(self, c: int, items: list):
-        """Run a planned pass: closed runs applied, networked phases and DP hand-offs in between."""
+        """Run a planned pass: closed runs applied, networked phases and DP hand-offs in between;
+        a run of networked phases (with the closed runs between them) as one sequence on the
+        network where the model can run it so (`_sequence`)."""
         prog, ex = self.chunks[c], self.ex
-        for item in items:
+        seqs = self._sequences(items)
+        i, n = 0, len(items)
+        while i < n:
+            got = seqs.get(i)
+            if got is not None and not (self.dp.gpu_debt or self.params.gpu_debt):
+                stop, run, colls = got
+                ev = self._sequence(run, colls)
+                if ev is not None:
+                    yield ev
+                    self._charge_sequence(run, ev.value)
+                    i = stop
+                    continue
+            item = items[i]
+            i += 1
             if type(item) is closed_runs.ClosedRun:
                 self._apply(item)
             elif item[0] == "net":
@@ -386,6 +405,40 @@ class StageRunner:
                 yield from self.flush()
                 self.dp.enqueue(prog.buckets[k], f"grads@{prog.layers[k].name}", ex.dp, ((c, k), prog.layers[k].name))
         self.row_key = None
+
+    def _sequences(self, items: list) -> dict[int, tuple[int, closed_runs.NetRun, list]]:
+        """A plan's runs of networked phases (closed_runs.sequences), each as (its end, its NetRun,
+        its collectives as the model's sequence takes them), worked out once per plan."""
+        got = self._seq_plans.get(id(items))
+        if got is None or got[0] is not items:
+            seqs = {}
+            for a, b in closed_runs.sequences(items).items():
+                run = closed_runs.net_run(items[a:b])
+                colls = [(p.collective.op, self._groups(p.collective.group), p.collective.bytes, p.collective.traffic,
+                          p.collective.group) for p in run.phases]  # fmt: skip
+                seqs[a] = (b, run, colls)
+            got = self._seq_plans[id(items)] = (items, seqs)
+        return got[1]
+
+    def _sequence(self, run: closed_runs.NetRun, colls: list) -> simpy.Event | None:
+        """The run's collectives as the network model's sequence, the first after the lag the
+        per-phase code would have flushed before it; None if the model cannot run it so."""
+        lag = self.lag
+        for v in run.lead:
+            lag += v
+        ev = self.ex.model.sequence(colls, [lag, *run.gaps])
+        if ev is not None:
+            self.lag = 0.0
+        return ev
+
+    def _charge_sequence(self, run: closed_runs.NetRun, seconds: list[float]) -> None:
+        """A finished sequence's additions to the stage's statistics, each in the per-phase order."""
+        st, vals = self.st, run.consts + seconds
+        for attr, idx in run.adds.items():
+            acc = getattr(st, attr)
+            for i in idx:
+                acc += vals[i]
+            setattr(st, attr, acc)
 
     def forward(self, c: int, j: int):
         ex, prog, vs = self.ex, self.chunks[c], c * self.ex.par.pp + self.i

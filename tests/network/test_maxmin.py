@@ -83,3 +83,13 @@ def test_flows_that_share_no_link_run_at_their_narrowest_link_exactly():
     w = rng.uniform(0.2, 1.0, F)
     want = np.minimum((capacity[paths] / w[:, None]).min(axis=1), caps)
     assert np.array_equal(max_min_rates(paths, capacity, caps, w), want)
+
+
+def test_flow_id_multipliers_are_numpys_draws():
+    # The memo's canonical order rests on these multipliers: the stored draws must be numpy's.
+    from netsim.network.fluid import _row_mix
+
+    for seed in (18, 19):
+        for width in (1, 10, 18, 19, 25):
+            rng = np.random.default_rng(seed).integers(1, 2**63, size=width, dtype=np.uint64)
+            assert (_row_mix(width, seed) == (rng | np.uint64(1))).all(), (seed, width)
