@@ -205,6 +205,7 @@ class FlowModel:
         )  # fmt: skip
         self.codec = codec
         self._sequences: dict[int, tuple[list, list]] = {}  # id(colls) -> (colls, their batches or None)
+        self._pairs: dict[int, tuple[list, list[list[int]]]] = {}  # id(pairs) -> (a copy, them as lists)
 
     def collective(
         self, op, groups, size, traffic="default", kind="DP", done=None, algo="ring", shares=None
@@ -215,8 +216,20 @@ class FlowModel:
 
     def send(self, pairs, size, traffic="default", kind="PP", done=None) -> simpy.Event:
         ev = done if done is not None else self.env.event()
-        self.coll.run(SENDRECV, [list(p) for p in pairs], size, ev.succeed, traffic=traffic, kind=kind)
+        self.coll.run(SENDRECV, self._pair_lists(pairs), size, ev.succeed, traffic=traffic, kind=kind)
         return ev
+
+    def _pair_lists(self, pairs) -> list[list[int]]:
+        """`pairs` as lists, the same list for the same pairs (the engine finds its plan by identity).
+        Pairs given as tuples (the pipeline's) are found again by identity, checked by value."""
+        hit = self._pairs.get(id(pairs))
+        if hit is not None and hit[0] == pairs:
+            return hit[1]
+        if len(self._pairs) >= SEQUENCES:
+            self._pairs.clear()
+        lists = [list(p) for p in pairs]
+        self._pairs[id(pairs)] = ([tuple(p) for p in pairs], lists)
+        return lists
 
     def sequence(self, colls, gaps) -> simpy.Event | None:
         """Collectives that are each one plain batch of flows (macro rings without a codec) as one

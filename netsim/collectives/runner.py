@@ -57,6 +57,19 @@ SIZES_PER_PLAN = 64  # a ring plan's batches remembered by (op, bytes)
 
 
 @dataclass(frozen=True, slots=True)
+class PairPlan:
+    """Point-to-point flows of a list of (src, dst) pairs as one batch: padded link rows
+    (read-only), each flow's fraction of its pair's bytes, the pair it belongs to, the longest
+    path latency, and the batch's sizes at each byte count it has run (read-only)."""
+
+    paths: np.ndarray
+    fracs: np.ndarray
+    owner: np.ndarray
+    lat: float
+    sized: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class RingPlan:
     """Every group's ring flows as one batch: padded link rows (read-only), each flow's fraction
     of a rank's bytes, the group size, the largest mean and largest longest ring-edge latency
@@ -119,6 +132,7 @@ class CollectiveEngine:
         self.conn_ports: dict[tuple, int] = {}
         self._plans: dict = {}
         self._ring_by_id: dict[int, tuple[list[list[int]], RingPlan]] = {}
+        self._pairs_by_id: dict[tuple, tuple[list[list[int]], PairPlan]] = {}
         # Collectives whose every group sits inside one NVLink domain are priced in closed form:
         # NVSwitch is non-blocking and carries no other group's traffic at that moment.
         self.nvlink_closed_form = nvlink_closed_form and net.topo.nvlink_bandwidth is not None
@@ -422,10 +436,12 @@ class CollectiveEngine:
         self._ring_by_id[id(groups)] = ([list(g) for g in groups], plan)
         return plan
 
-    def _pairs_batch(self, pairs, size, done, traffic="default", kind="PP", conn="p2p"):
-        """Concurrent point-to-point flows of `size` bytes (or a list: one size per pair), one per
-        (src, dst) pair, as one batch after the start overhead (split over every path when
-        spraying); send/recv and all-to-all."""
+    def _pairs_plan(self, pairs, conn) -> PairPlan:
+        """The flows of every (src, dst) pair (cached per pair list and connection; the pipeline
+        passes the same list every time: found by identity, checked by value)."""
+        hit = self._pairs_by_id.get((id(pairs), conn))
+        if hit is not None and hit[0] == pairs:
+            return hit[1]
         key = (conn, tuple(tuple(p) for p in pairs), self.spray)
         plan = self._plans.get(key)
         if plan is None:
@@ -440,11 +456,30 @@ class CollectiveEngine:
                         fracs.append(1.0 / len(routes) / q)
                         owner.append(i)
                         lat = max(lat, self.net.path_latency(links))
-            plan = (np.array(rows, dtype=np.int64), np.array(fracs), np.array(owner, dtype=np.int64), lat)
-            self._plans[key] = plan
-        paths, fracs, owner, lat = plan
+            paths = np.array(rows, dtype=np.int64)
+            paths.flags.writeable = False  # the network keys it by identity
+            plan = self._plans[key] = PairPlan(paths, np.array(fracs), np.array(owner, dtype=np.int64), lat)
+        if len(self._pairs_by_id) >= PLAN_IDS:
+            self._pairs_by_id.clear()
+        self._pairs_by_id[(id(pairs), conn)] = ([list(p) for p in pairs], plan)
+        return plan
+
+    def _pairs_batch(self, pairs, size, done, traffic="default", kind="PP", conn="p2p"):
+        """Concurrent point-to-point flows of `size` bytes (or a list: one size per pair), one per
+        (src, dst) pair, as one batch after the start overhead (split over every path when
+        spraying); send/recv and all-to-all."""
+        plan = self._pairs_plan(pairs, conn)
+        paths, fracs, owner, lat = plan.paths, plan.fracs, plan.owner, plan.lat
         per_pair = np.asarray(size, dtype=float)
-        sizes = fracs * (per_pair[owner] if per_pair.ndim else float(size))
+        if per_pair.ndim:
+            sizes = fracs * per_pair[owner]
+        else:  # one size for every pair: read-only and kept, so the network finds a batch it has run
+            sizes = plan.sized.get(size)
+            if sizes is None:
+                if len(plan.sized) >= SIZES_PER_PLAN:
+                    plan.sized.clear()
+                sizes = plan.sized[size] = fracs * float(size)
+                sizes.flags.writeable = False
         c = self._codec(traffic, kind)
         if c is None:
             self._after(self.alpha, lambda: self.fluid.start_batch(paths, sizes, done, delay=lat))

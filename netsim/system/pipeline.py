@@ -314,12 +314,13 @@ class StageRunner:
         t0 = self.env.now
         self.ex.sent_at[(direction, to_vs, j)] = t0
         done = self.ex.recv[direction][to_vs][j]
-        done.callbacks.append(
-            lambda _e: self.st.spans.append(
-                ("PP send", f"mb{j} {direction} to stage {to}", t0, self.env.now - t0, "send",
-                 _args("sendrecv", "PP", s.bytes, self.env.now - t0))
-            )
-        )  # fmt: skip
+        if self.st.record:
+            done.callbacks.append(
+                lambda _e: self.st.spans.append(
+                    ("PP send", f"mb{j} {direction} to stage {to}", t0, self.env.now - t0, "send",
+                     _args("sendrecv", "PP", s.bytes, self.env.now - t0))
+                )
+            )  # fmt: skip
         self.ex.model.send(pairs, s.bytes, s.traffic, "PP", done=done)
 
     def _gather(self, c: int, rows) -> None:
