@@ -780,7 +780,7 @@ def _flow_ids(paths: np.ndarray, caps: np.ndarray, w: np.ndarray, idx: np.ndarra
     multipliers per column, summed with wrap-around; the second mixed further, so it is not
     linear in the columns): one sort key instead of a lexicographic sort over every hop."""
     width = paths.shape[1] + 2
-    kernel = maxmin.KERNEL.current()  # the solve itself counts towards the switch
+    kernel = maxmin.KERNEL.current()  # the solve's own time counts towards the switch
     if kernel is not None:
         return kernel.row_ids(paths, caps, w, idx, _row_mix(width), _row_mix(width, 19))
     cols = np.concatenate(

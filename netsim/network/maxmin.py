@@ -12,35 +12,38 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import time
 
 import numpy as np
 
 from netsim.errors import InputError
 
 EPS = 1e-9
-# NETSIM_SOLVER: "auto" (default: the compiled kernel once this process has water-filled
-# COMPILE_AFTER flows, so a short run never pays Numba's start-up), "numpy", or "compiled".
+# NETSIM_SOLVER: "auto" (default: the compiled kernel once this process has spent COMPILE_AFTER_S
+# seconds water-filling with numpy), "numpy", or "compiled".
 SOLVER_ENV = "NETSIM_SOLVER"
-COMPILE_AFTER = 200_000
+# Twice what loading Numba and the cached kernels costs a process (0.7-0.8 s on the 2-core machine,
+# 2026-12-03): a run that water-fills little (16K GPUs: ~0.6 s in all, 1 s in a slow hour) never
+# pays that start-up, and one that switches (a 128-rank all-to-all: ~20 s of numpy water-filling)
+# is at most ~3x the better of the two kernels by the time it does.
+COMPILE_AFTER_S = 1.5
 
 
 class _Kernel:
-    """Which water-filling runs: numpy, or maxmin_kernel's compiled copy (bit-identical rates).
-    The switch counts water-filled flows, not seconds, so the same run switches at the same
-    solve. NETSIM_SOLVER is read once, at the first solve."""
+    """Which water-filling runs: numpy, or maxmin_kernel's compiled copy (bit-identical rates, so
+    where a run switches changes no result). NETSIM_SOLVER is read once, at the first solve."""
 
     def __init__(self) -> None:
-        self.flows = 0
+        self.spent = 0.0  # seconds of numpy water-filling so far
         self.compiled = None
         self.mode: str | None = None
 
-    def choose(self, flows: int):
-        """The kernel for a water-filling of `flows` flows (counted towards the switch)."""
+    def choose(self):
+        """The kernel for the next water-filling: None for numpy."""
         mode = self._mode()
         if mode == "numpy" or (mode == "auto" and not _HAVE_NUMBA):
             return None
-        self.flows += flows
-        if mode == "auto" and self.compiled is None and self.flows < COMPILE_AFTER:
+        if mode == "auto" and self.compiled is None and self.spent < COMPILE_AFTER_S:
             return None
         if self.compiled is None:
             if not _HAVE_NUMBA:
@@ -87,16 +90,19 @@ def max_min_rates(
         return np.zeros(F)
     # Water-fill only over the links these flows use (renumbered; the dummy stays last): a round
     # then costs O(links in use), not O(links in the fabric) (issue #18: 16K GPUs, 45 s -> 6 s).
-    kernel = KERNEL.choose(F)
+    kernel = KERNEL.choose()
     if kernel is not None:
         w = np.ones(F) if weights is None else np.asarray(weights, dtype=float)
         cap = np.full(F, np.inf) if caps is None else np.asarray(caps, dtype=float)
         return kernel.max_min_rates(paths, capacity, cap, w)
+    t0 = time.perf_counter()
     used_links, inv = np.unique(paths, return_inverse=True)
     dummy_id = capacity.shape[0] - 1
     if used_links[-1] != dummy_id:
         used_links = np.append(used_links, dummy_id)
-    return _water_fill(inv.reshape(F, H), capacity[used_links], caps, weights)
+    rates = _water_fill(inv.reshape(F, H), capacity[used_links], caps, weights)
+    KERNEL.spent += time.perf_counter() - t0
+    return rates
 
 
 def _water_fill(

@@ -76,4 +76,4 @@ def test_a_bad_solver_setting_is_an_input_error(monkeypatch):
 
     monkeypatch.setenv(maxmin.SOLVER_ENV, "fast")
     with pytest.raises(InputError, match="NETSIM_SOLVER"):
-        maxmin._Kernel().choose(10)
+        maxmin._Kernel().choose()
