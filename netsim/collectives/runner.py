@@ -132,7 +132,7 @@ class CollectiveEngine:
         self.conn_ports: dict[tuple, int] = {}
         self._plans: dict = {}
         self._ring_by_id: dict[int, tuple[list[list[int]], RingPlan]] = {}
-        self._pairs_by_id: dict[tuple, tuple[list[list[int]], PairPlan]] = {}
+        self._pairs_by_id: dict[int, tuple[list[list[int]], PairPlan]] = {}  # sends' pair lists
         # Collectives whose every group sits inside one NVLink domain are priced in closed form:
         # NVSwitch is non-blocking and carries no other group's traffic at that moment.
         self.nvlink_closed_form = nvlink_closed_form and net.topo.nvlink_bandwidth is not None
@@ -437,9 +437,11 @@ class CollectiveEngine:
         return plan
 
     def _pairs_plan(self, pairs, conn) -> PairPlan:
-        """The flows of every (src, dst) pair (cached per pair list and connection; the pipeline
-        passes the same list every time: found by identity, checked by value)."""
-        hit = self._pairs_by_id.get((id(pairs), conn))
+        """The flows of every (src, dst) pair (cached per pair list and connection). Pipeline
+        sends pass the same list every time: found by identity, checked by value; an all-to-all's
+        lists are new each call (a copy to check them by would cost more than the key)."""
+        by_id = conn == "p2p"
+        hit = self._pairs_by_id.get(id(pairs)) if by_id else None
         if hit is not None and hit[0] == pairs:
             return hit[1]
         key = (conn, tuple(tuple(p) for p in pairs), self.spray)
@@ -459,9 +461,10 @@ class CollectiveEngine:
             paths = np.array(rows, dtype=np.int64)
             paths.flags.writeable = False  # the network keys it by identity
             plan = self._plans[key] = PairPlan(paths, np.array(fracs), np.array(owner, dtype=np.int64), lat)
-        if len(self._pairs_by_id) >= PLAN_IDS:
-            self._pairs_by_id.clear()
-        self._pairs_by_id[(id(pairs), conn)] = ([list(p) for p in pairs], plan)
+        if by_id:
+            if len(self._pairs_by_id) >= PLAN_IDS:
+                self._pairs_by_id.clear()
+            self._pairs_by_id[id(pairs)] = ([list(p) for p in pairs], plan)
         return plan
 
     def _pairs_batch(self, pairs, size, done, traffic="default", kind="PP", conn="p2p"):

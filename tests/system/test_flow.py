@@ -203,6 +203,18 @@ def test_reused_solutions_change_nothing(monkeypatch, transport):
     assert hits[-1] == 0 and fresh == reused
 
 
+def _count_calls(monkeypatch, cls, name: str) -> list:
+    """A list that gets one item per call of cls.name (which still runs)."""
+    calls, orig = [], getattr(cls, name)
+
+    def spy(self, *args):
+        calls.append(1)
+        return orig(self, *args)
+
+    monkeypatch.setattr(cls, name, spy)
+    return calls
+
+
 @pytest.mark.parametrize(
     "topology,opts",
     [
@@ -218,14 +230,7 @@ def test_reservations_change_no_time(monkeypatch, topology, opts):
     import netsim.network.fluid as fluid_mod
     from netsim.simulate import RunSpec, run
 
-    made = []
-    orig = fluid_mod.FluidNetwork._reserve
-
-    def spy(self, *args):
-        made.append(1)
-        return orig(self, *args)
-
-    monkeypatch.setattr(fluid_mod.FluidNetwork, "_reserve", spy)
+    made = _count_calls(monkeypatch, fluid_mod.FluidNetwork, "_reserve")
     spec = RunSpec.parse({"topology": str(REPO / f"topologies/{topology}.yaml"), **opts})
     reserved = run(spec).to_dict()
     assert sum(made) > 10
@@ -272,14 +277,7 @@ def test_sequences_run_ahead_change_nothing(monkeypatch, topology, opts):
     import netsim.network.fluid as fluid_mod
     from netsim.simulate import RunSpec, run
 
-    held = []
-    orig = fluid_mod.FluidNetwork.hold
-
-    def spy(self, *args):
-        held.append(1)
-        return orig(self, *args)
-
-    monkeypatch.setattr(fluid_mod.FluidNetwork, "hold", spy)
+    held = _count_calls(monkeypatch, fluid_mod.FluidNetwork, "hold")
     spec = RunSpec.parse({"topology": str(REPO / f"topologies/{topology}.yaml"), **opts})
     ahead = run(spec, detail=False).to_dict()  # a detailed run issues phase by phase, to record each
     assert sum(held) > 10
