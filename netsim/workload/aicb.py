@@ -15,7 +15,7 @@ from pathlib import Path
 from netsim.config.model import ModelConfig
 from netsim.errors import InputError, read_text
 from netsim.workload.compute import GpuCompute
-from netsim.workload.parallel import Parallelism
+from netsim.workload.parallel import Parallelism, padded_vocab
 from netsim.workload.program import GRADIENT, PARAMETER
 from netsim.workload.rows import Row, Workload
 
@@ -29,11 +29,6 @@ class AiobTiming:
     emb: int
     gf: int
     gb: int
-
-
-def padded_vocab(vocab: int, tp: int) -> int:
-    step = 128 * tp
-    return -(-vocab // step) * step
 
 
 def layers_per_stage(layers: int, pp: int) -> int:

@@ -36,9 +36,8 @@ from dataclasses import dataclass, replace
 
 from netsim.config.model import ModelConfig
 from netsim.errors import InputError
-from netsim.workload.aicb import padded_vocab
 from netsim.workload.compute import GpuCompute
-from netsim.workload.parallel import Parallelism
+from netsim.workload.parallel import Parallelism, padded_vocab
 from netsim.workload.program import (
     ACTIVATION,
     ACTIVATION_GRAD,

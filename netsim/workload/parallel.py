@@ -229,3 +229,9 @@ def dp_group(rank: int, tp: int, dp: int) -> list[int]:
 def pp_group(rank: int, tp: int, dp: int, pp: int) -> list[int]:
     t, d, p = coords_of(rank, tp, dp)
     return [rank_of(t, d, i, tp, dp) for i in range(pp)]
+
+
+def padded_vocab(vocab: int, tp: int) -> int:
+    """The vocabulary Megatron (and AICB) shard over TP ranks: padded to a multiple of 128 x TP."""
+    step = 128 * tp
+    return -(-vocab // step) * step
