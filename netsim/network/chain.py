@@ -53,7 +53,7 @@ class BatchChain:
     def _after_gap(self, k: int) -> None:
         gap = self.gaps[k]
         if gap > 0:
-            self.net._later(gap, lambda: self._start(k))
+            self.net.call_after(gap, lambda: self._start(k))
         else:
             self._start(k)
 

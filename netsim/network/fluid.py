@@ -197,7 +197,7 @@ class FluidNetwork:
         if size <= 0 or not links:
             if on_drain is not None:
                 on_drain()
-            self._later(delay, on_done)
+            self.call_after(delay, on_done)
             return
         if len(links) > self.H:
             raise ValueError(f"path of {len(links)} links exceeds {self.H}")
@@ -247,7 +247,7 @@ class FluidNetwork:
             weights = weights[keep] if weights is not None else None
         B = sizes.shape[0]
         if B == 0:
-            self._later(delay, on_done)
+            self.call_after(delay, on_done)
             return
         entry = [B, on_done, delay, on_drain]
         alone = self._reservable(paths, sizes, caps, weights) if priority == 0 else None
@@ -451,7 +451,7 @@ class FluidNetwork:
         _, on_done, delay, on_drain = res.entry
         if on_drain is not None:
             on_drain()
-        self._later(delay, on_done)
+        self.call_after(delay, on_done)
 
     def _count_release(self, t: float) -> None:
         if t != self._released_at:  # batches ending together are one network event
@@ -522,7 +522,7 @@ class FluidNetwork:
     def call_at(self, t: float, fn: Callable[[], None]) -> None:
         """Call fn at time `t` (>= now): exactly `t` whenever now >= t / 2, where t - now is exact
         (Sterbenz); earlier the clock may only reach a neighbour of `t` (it has no absolute timer)."""
-        self._later(max(0.0, t - self.env.now), fn)
+        self.call_after(max(0.0, t - self.env.now), fn)
 
     def _settle_chains(self, paths: np.ndarray | None) -> None:
         """Settle the chains holding any of `paths`' links (every chain if None), oldest first."""
@@ -572,7 +572,8 @@ class FluidNetwork:
         if self.users[ended[ended != self.L - 1]].any():
             self.dirty = True
 
-    def _later(self, delay: float, fn: Callable[[], None]) -> None:
+    def call_after(self, delay: float, fn: Callable[[], None]) -> None:
+        """Call fn `delay` seconds from now (at now + delay, as the clock adds them)."""
         ev = self.env.timeout(delay)
         ev.callbacks.append(lambda _e: fn())
 
@@ -623,7 +624,7 @@ class FluidNetwork:
                         del self.batches[b]
                         if entry[3] is not None:
                             entry[3]()
-                        self._later(entry[2], entry[1])
+                        self.call_after(entry[2], entry[1])
             idx = idx[~done]
         self.gen += 1
         if idx.size:
