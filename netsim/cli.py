@@ -196,6 +196,12 @@ def _training_options(f):
     help="flow backend's rates: max-min fair, or RDMA windows (BDP window, packet headers, ACKs, "
     "queueing on data and ACK paths; slower to simulate)",
 )
+@click.option(
+    "--dp-replicas",
+    type=click.IntRange(min=1),
+    help="flow backend: DP replicas whose TP/CP/PP traffic is simulated (default: all up to 4,096 GPUs, "
+    "else 8; DP collectives always span every rank)",
+)
 @click.option("--compression", help="compression profile (see calibration/compression/) or YAML file")
 @click.option(
     "--checkpoint",
@@ -301,6 +307,9 @@ def _print_run(res, payload: dict, what: str, mode: str) -> None:
         f"TP{par.get('tp')} PP{par.get('pp')} DP{par.get('dp')}, {par.get('microbatches')} micro-batches; "
         f"{payload['config']['backend']} backend, {mode} mode"
     )
+    simulated = payload.get("simulated_dp_replicas")
+    if simulated is not None and par.get("dp") and simulated < par["dp"]:
+        title += f"; TP/PP traffic of {simulated} of {par['dp']} DP replicas simulated (--dp-replicas)"
     print_table(breakdown_table(res.breakdown, title))
     links = payload.get("link_utilization")
     if links:

@@ -188,7 +188,7 @@ def run(spec: RunSpec, progress: Callable[[int, int], None] | None = None, detai
         "compression": spec.compression or "none",
     }  # fmt: skip
     job = Job(topo=topo, ideal=spec.network == "ideal", fidelity=spec.fidelity, codec=codec, progress=progress,
-              alltoall=spec.alltoall, detail=detail, transport=spec.transport)  # fmt: skip
+              alltoall=spec.alltoall, detail=detail, transport=spec.transport, dp_replicas=spec.dp_replicas)  # fmt: skip
     if spec.alltoall != "pxn":
         config["alltoall"] = spec.alltoall
     if spec.transport != "maxmin":

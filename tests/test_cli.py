@@ -87,3 +87,23 @@ def test_run_with_the_window_transport(repo):
     assert window["exposed_dp_us"] > plain["exposed_dp_us"] and window["total_us"] > plain["total_us"]
     r = CliRunner().invoke(main, ["run", str(t), "--model", "7B", "--backend", "analytical", "--transport", "window"])
     assert r.exit_code == 2 and "--transport" in r.output
+
+
+def test_dp_replicas_folds_what_the_executor_simulates(repo):
+    # On HGX every DP replica's TP and pipeline traffic stays on its own NVSwitch and rails, so
+    # simulating 2 of the 8 replicas is exact (tests/system/test_flow.py checks the executor);
+    # here the option must reach it and the table must say that traffic was folded.
+    t = repo / "topologies/hgx_h100_512.yaml"
+    full = json.loads(invoke("run", t, "--model", "175B", "--json"))
+    folded = json.loads(invoke("run", t, "--model", "175B", "--json", "--dp-replicas", 2))
+    assert (full["simulated_dp_replicas"], folded["simulated_dp_replicas"]) == (8, 2)
+    assert folded["total_us"] == full["total_us"]
+    assert "TP/PP traffic of 2 of 8 DP replicas simulated" in invoke("run", t, "--model", "175B", "--dp-replicas", 2)
+
+
+def test_dp_replicas_needs_the_flow_backend(repo):
+    r = CliRunner().invoke(
+        main, ["run", str(repo / "topologies/hgx_h100_512.yaml"), "--model", "7B", "--backend", "analytical",
+               "--dp-replicas", "2"],
+    )  # fmt: skip
+    assert r.exit_code == 2 and "--dp-replicas" in r.output and "Traceback" not in r.output

@@ -34,6 +34,9 @@ class RunSpec(BaseModel):
     alltoall: Literal["direct", "pxn"] = "pxn"  # the flow backend's all-to-all (NCCL's default: PXN)
     transport: Literal["maxmin", "window"] = "maxmin"  # the flow backend's rates (network/transport.py)
     bandwidth: Bandwidth | None = Field(None, gt=0)  # NIC line rate override, bytes/s
+    # Flow backend: DP replicas whose TP/CP/PP traffic goes on the network (None: every replica up
+    # to 4,096 GPUs, else 8; DP collectives always span every rank). README "Flow backend".
+    dp_replicas: PositiveInt | None = None
     tp: PositiveInt | None = None
     pp: PositiveInt | None = None
     dp: PositiveInt | None = None
@@ -80,6 +83,11 @@ class RunSpec(BaseModel):
         if spec.checkpoint != "none" and (spec.backend != "flow" or spec.workload is not None):
             raise InputError(
                 "checkpoint traffic is simulated by the flow backend on a --model run", field="--checkpoint"
+            )
+        if spec.dp_replicas is not None and (spec.backend != "flow" or spec.workload is not None):
+            raise InputError(
+                "only the flow backend on a --model run folds DP replicas (closed forms see no contention)",
+                field="--dp-replicas",
             )
         if (spec.model is None) == (spec.workload is None):
             raise InputError("give exactly one of --model NAME or --workload FILE", field="--model/--workload")

@@ -49,6 +49,7 @@ class Job:
     checkpoint: CheckpointPlan | None = None  # GEMINI checkpoint traffic (flow backend)
     progress: Callable[[int, int], None] | None = None  # hears (passes done, passes) as stages advance
     detail: bool = True  # record timeline spans and per-row tallies (a trace, figures, EndToEnd.csv)
+    dp_replicas: int | None = None  # DP replicas whose TP/CP/PP traffic is simulated (None: the executor's rule)
 
 
 class Backend(Protocol):
@@ -65,13 +66,15 @@ class FlowBackend:
 
             kw = {"ideal": job.ideal, "fidelity": job.fidelity, "codec": job.codec, "alltoall": job.alltoall,
                   "transport": job.transport}  # fmt: skip
-            return CheckpointRun(job.staged, job.par, job.topo, job.checkpoint, **kw).run(job.schedule)
+            run = CheckpointRun(job.staged, job.par, job.topo, job.checkpoint, dp_replicas=job.dp_replicas, **kw)
+            return run.run(job.schedule)
         model = FlowModel(job.topo, ideal=job.ideal, fidelity=job.fidelity, codec=job.codec, alltoall=job.alltoall,
                           transport=job.transport)  # fmt: skip
         if job.staged is not None:
             return PipelineExecutor(
-                job.staged.stages, job.par, model, schedule=job.schedule, progress=job.progress, detail=job.detail
-            ).run()
+                job.staged.stages, job.par, model, schedule=job.schedule, replicas=job.dp_replicas,
+                progress=job.progress, detail=job.detail,
+            ).run()  # fmt: skip
         from netsim.system.simai_queue import QueueExecutor
 
         return QueueExecutor(job.layers, model, job.topo.num_gpus).run()

@@ -107,8 +107,12 @@ def pack_gaps(gaps: list[tuple[float, float]], plan: CheckpointPlan, per_gpu_bw:
 class CheckpointRun:
     """One iteration with GEMINI's checkpoint traffic on the flow model."""
 
-    def __init__(self, staged: StagedProgram, par: Parallelism, topo: Topology, plan: CheckpointPlan, **model_kw):
+    def __init__(
+        self, staged: StagedProgram, par: Parallelism, topo: Topology, plan: CheckpointPlan,
+        dp_replicas: int | None = None, **model_kw,
+    ):  # fmt: skip
         self.staged, self.par, self.topo, self.plan, self.model_kw = staged, par, topo, plan, model_kw
+        self.dp_replicas = dp_replicas
         self.pairs = gpu_pairs(topo, plan.replicas, plan.placement)
         self.per_gpu = checkpoint_bytes_per_gpu(staged, par)
         self.blocks = math.ceil(self.per_gpu / plan.block) if self.pairs else 0
@@ -116,7 +120,7 @@ class CheckpointRun:
 
     def _iteration(self, schedule: str):
         model = FlowModel(self.topo, **self.model_kw)
-        ex = PipelineExecutor(self.staged.stages, self.par, model, schedule=schedule)
+        ex = PipelineExecutor(self.staged.stages, self.par, model, schedule=schedule, replicas=self.dp_replicas)
         routes = [model.net.data_route(a, b, 0) for a, b in self.pairs]
         server0 = set(range(self.topo.gpus_per_server))
         watched = [
