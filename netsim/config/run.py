@@ -34,8 +34,8 @@ class RunSpec(BaseModel):
     alltoall: Literal["direct", "pxn"] = "pxn"  # the flow backend's all-to-all (NCCL's default: PXN)
     transport: Literal["maxmin", "window"] = "maxmin"  # the flow backend's rates (network/transport.py)
     bandwidth: Bandwidth | None = Field(None, gt=0)  # NIC line rate override, bytes/s
-    # Flow backend: DP replicas whose TP/CP/PP traffic goes on the network (None: every replica up
-    # to 4,096 GPUs, else 8; DP collectives always span every rank). README "Flow backend".
+    # Flow backend: DP replicas whose TP/CP/PP traffic goes on the network (None: the executor's
+    # rule, FOLD_ABOVE / FOLD_REPLICAS in system/pipeline.py; DP collectives always span every rank).
     dp_replicas: PositiveInt | None = None
     tp: PositiveInt | None = None
     pp: PositiveInt | None = None
